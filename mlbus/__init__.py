@@ -1,0 +1,1 @@
+"""The `mlbus` command line and the local stack (servers, services, dev token issuer)."""

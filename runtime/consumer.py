@@ -1,0 +1,196 @@
+"""The consumer loop every worker runs.
+
+Guarantees, in order of importance:
+- an offset is committed only after the handler's effect is durable (at-least-once delivery;
+  handlers make it exactly-once in effect through the request id);
+- a message that cannot be handled (schema error, permanent error, or a transient error that
+  outlived its retries) goes to the dead-letter topic with its original bytes and the reason,
+  *then* its offset is committed: nothing is dropped, nothing blocks the partition;
+- too many dead letters in a row means something is broken beyond one message: the loop stops
+  loudly (ConsumerHalted) instead of dead-lettering the whole topic;
+- messages with the same key are handled in order; different keys run concurrently;
+- on stop, the batch in hand finishes and is committed before the loop returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from runtime import metrics
+from runtime.logs import message_var, request_id_var
+from runtime.retry import PermanentError, RetriableError, RetryPolicy
+from runtime.settings import BusSettings
+from schemas.base import Envelope
+from schemas.codec import SchemaError, decode, encode, envelope_for
+from schemas.dlq import DeadLetter
+from schemas.topics import DEAD_LETTERS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope[Any]], Awaitable[None]]
+#: Called before a message is dead-lettered, so the service can record the failure where the
+#: user sees it (request log, status endpoint). Must not raise.
+FailureHook = Callable[[Envelope[Any], Exception], Awaitable[None]]
+
+
+class ConsumerHalted(RuntimeError):
+    """Too many dead letters in a row: the worker stops rather than dead-letter everything."""
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Tuning of one consumer loop."""
+
+    max_batch: int = 500
+    concurrency: int = 32
+    max_consecutive_dead: int = 100
+    retry: RetryPolicy = RetryPolicy()
+    poll_timeout_ms: int = 200
+
+
+def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafkaConsumer:
+    """A consumer for one registry topic; offsets are committed by the loop, never automatically.
+    It fetches as soon as one byte is there (latency first)."""
+    return AIOKafkaConsumer(
+        spec.named(settings.topic_prefix),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
+        client_id=settings.instance,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+        max_poll_records=1000,
+    )
+
+
+class ConsumerLoop:
+    """Consumes one topic with one handler; see the module docstring for what it guarantees."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        settings: BusSettings,
+        spec: TopicSpec,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        handler: Handler,
+        on_failure: FailureHook | None = None,
+        config: LoopConfig = LoopConfig(),
+    ) -> None:
+        self._service, self._settings, self._spec = service, settings, spec
+        self._consumer, self._producer = consumer, producer
+        self._handler, self._on_failure, self._config = handler, on_failure, config
+        self._topic = spec.named(settings.topic_prefix)
+        self._dead_in_a_row = 0
+        self._group = str(getattr(consumer, "_group_id", "") or service)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set (the batch in hand is finished and committed first)."""
+        while not stop.is_set():
+            batch = await self._consumer.getmany(
+                timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
+            )
+            if batch:
+                await self._handle_batch(batch)
+                await self._commit(batch)
+                self._record_lag(batch)
+
+    async def _handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        groups: dict[tuple[int, Any], list[ConsumerRecord]] = defaultdict(list)
+        for tp, records in batch.items():
+            for record in records:
+                groups[(tp.partition, record.key)].append(record)
+        gate = asyncio.Semaphore(self._config.concurrency)
+
+        async def run_group(records: list[ConsumerRecord]) -> None:
+            async with gate:
+                for record in records:
+                    await self._handle_record(record)
+
+        await asyncio.gather(*(run_group(g) for g in groups.values()))
+
+    async def _handle_record(self, record: ConsumerRecord) -> None:
+        message_var.set(f"{record.topic}/{record.partition}@{record.offset}")
+        started = time.perf_counter()
+        try:
+            envelope = decode(self._spec, record.value)
+        except SchemaError as exc:
+            request_id_var.set("-")
+            await self._dead_letter(record, exc)
+            return
+        request_id_var.set(envelope.id)
+        try:
+            await self._config.retry.run(lambda: self._handler(envelope), "handler")
+        except (PermanentError, RetriableError) as exc:
+            await self._fail(record, envelope, exc)
+        except Exception as exc:  # a bug must not kill the worker; it is logged and dead-lettered
+            log.exception("unexpected error handling message")
+            await self._fail(record, envelope, exc)
+        else:
+            self._dead_in_a_row = 0
+            metrics.MESSAGES_HANDLED.labels(self._service, self._spec.name).inc()
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.HANDLE_LATENCY.labels(self._service, self._spec.name).observe(elapsed)
+
+    async def _fail(self, record: ConsumerRecord, envelope: Envelope[Any], exc: Exception) -> None:
+        kind = "retriable" if isinstance(exc, RetriableError) else "permanent"
+        metrics.MESSAGES_FAILED.labels(self._service, self._spec.name, kind).inc()
+        if self._on_failure is not None:
+            try:
+                await self._on_failure(envelope, exc)
+            except Exception:
+                log.exception("failure hook raised; dead-lettering anyway")
+        await self._dead_letter(record, exc)
+
+    async def _dead_letter(self, record: ConsumerRecord, exc: Exception) -> None:
+        log.warning("dead-lettering %s: %s", type(exc).__name__, exc)
+        letter = DeadLetter(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode(errors="replace") if record.key else None,
+            consumer_group=self._group,
+            error_class=type(exc).__name__,
+            reason=str(exc) or type(exc).__name__,
+            raw_b64=base64.b64encode(record.value or b"").decode(),
+        )
+        envelope = envelope_for(DEAD_LETTERS, letter, trace={"service": self._service})
+        await self._producer.send_and_wait(
+            DEAD_LETTERS.named(self._settings.topic_prefix), encode(envelope), key=record.key
+        )
+        metrics.DEAD_LETTERS.labels(self._service, self._spec.name).inc()
+        self._dead_in_a_row += 1
+        if self._dead_in_a_row >= self._config.max_consecutive_dead:
+            raise ConsumerHalted(
+                f"{self._dead_in_a_row} dead letters in a row on {self._topic}: stopping"
+            )
+
+    async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partition away; its new owner gets the batch again and the
+            # handlers' idempotency makes the second pass harmless.
+            log.warning("offset commit failed (%s); batch will be redelivered", exc)
+
+    def _record_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp in batch:
+            high = self._consumer.highwater(tp)
+            if high is not None:
+                position = batch[tp][-1].offset + 1
+                metrics.CONSUMER_LAG.labels(self._service, self._spec.name, tp.partition).set(
+                    max(0, high - position)
+                )

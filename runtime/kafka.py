@@ -1,0 +1,62 @@
+"""Kafka producer factory and topic creation from the registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from runtime.settings import BusSettings
+from schemas.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(settings: BusSettings, *, linger_ms: int = 0) -> AIOKafkaProducer:
+    """An idempotent producer (acks=all). Linger 0 by default: mlbus is latency-first; a
+    high-volume publisher (heartbeats) may pass a few ms to batch."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=settings.instance,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=linger_ms,
+        request_timeout_ms=15_000,
+    )
+
+
+def _new_topic(spec: TopicSpec, prefix: str, replication: int) -> NewTopic:
+    configs: dict[str, str] = {}
+    if spec.compacted:
+        configs["cleanup.policy"] = "compact"
+    if spec.retention_ms is not None:
+        configs["retention.ms"] = str(spec.retention_ms)
+    return NewTopic(spec.named(prefix), spec.partitions, replication, topic_configs=configs)
+
+
+async def ensure_topics(
+    settings: BusSettings, specs: Iterable[TopicSpec], *, replication: int = 1
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.instance}-admin"
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            _new_topic(s, settings.topic_prefix, replication)
+            for s in specs
+            if s.named(settings.topic_prefix) not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another instance created it between our list and create
+            log.info("created topics: %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()

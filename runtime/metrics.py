@@ -1,0 +1,33 @@
+"""Every Prometheus metric mlbus exposes, declared in one place."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUESTS = Counter(
+    "mlbus_http_requests_total", "HTTP requests served.", ["service", "route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "mlbus_http_request_seconds",
+    "HTTP request latency.",
+    ["service", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+MESSAGES_HANDLED = Counter(
+    "mlbus_messages_handled_total", "Messages handled successfully.", ["service", "topic"]
+)
+MESSAGES_FAILED = Counter(
+    "mlbus_messages_failed_total",
+    "Message handling failures (kind: retriable or permanent).",
+    ["service", "topic", "kind"],
+)
+DEAD_LETTERS = Counter("mlbus_dead_letters_total", "Messages dead-lettered.", ["service", "topic"])
+CONSUMER_LAG = Gauge(
+    "mlbus_consumer_lag", "Messages behind the partition end.", ["service", "topic", "partition"]
+)
+HANDLE_LATENCY = Histogram(
+    "mlbus_message_handle_seconds",
+    "Time to handle one message, retries included.",
+    ["service", "topic"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

@@ -1,0 +1,98 @@
+"""HTTP request and response bodies of the ingest bridge (`/v1/...` and the compatibility
+routes that Snap4City's Node-RED nodes call)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from schemas.base import JSONValue, Model
+
+OPAQUE_ID = r"^[0-9a-f]{16,64}$"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
+
+
+class EnqueueRequest(Model):
+    """Start a training run: clone the mapped template with `input` as its parameters."""
+
+    task_id: str = Field(
+        description="Opaque id of the task mapping.",
+        examples=["3b1f0e3c9d2a4e5f8a7b6c5d4e3f2a1b"],
+        pattern=OPAQUE_ID,
+    )
+    queue_name: str | None = Field(
+        default=None,
+        description="Queue to use; the mapping's default when absent.",
+        examples=["gpu-a100"],
+        pattern=NAME,
+    )
+    input: dict[str, JSONValue] = Field(
+        default_factory=dict,
+        description="Parameters: 'lr' → section General; 'Args/batch_size' → section Args.",
+        examples=[{"lr": 0.01, "Args/batch_size": 64}],
+    )
+
+
+class CompatEnqueueRequest(Model):
+    """What node-red-contrib-snap4city-clearml's enqueue node sends (token in the body)."""
+
+    access_token: str = Field(description="Keycloak access token.", min_length=1)
+    task_id: str = Field(description="Opaque id of the task mapping.", pattern=OPAQUE_ID)
+    queue: str | None = Field(default=None, description="Queue name or null.", pattern=NAME)
+    params: dict[str, JSONValue] | None = Field(default=None, description="Parameters.")
+
+
+class EnqueueAccepted(Model):
+    """The request is on the bus; follow it at /v1/requests/{request_id}."""
+
+    status: str = Field(description="Always 'queued' on success.", examples=["queued"])
+    request_id: str = Field(description="Follow the request with this id.")
+    queue: str = Field(description="The queue it will run on.", examples=["gpu-a100"])
+
+
+class TimelineEntry(Model):
+    """One state the request reached."""
+
+    status: str = Field(description="State.", examples=["cloned"])
+    at: datetime = Field(description="When (UTC).")
+    message: str | None = Field(default=None, description="Explanation, for failures.")
+
+
+class RequestStatus(Model):
+    """A request's timeline, as its requester sees it."""
+
+    request_id: str = Field(description="The request.")
+    kind: str = Field(description="'enqueue' or 'ondemand'.", examples=["enqueue"])
+    status: str = Field(description="Latest state.", examples=["queued"])
+    task_id: str | None = Field(default=None, description="Opaque task id.")
+    queue: str | None = Field(default=None, description="Queue used.")
+    queue_watched: bool | None = Field(default=None, description="A worker listens on it.")
+    error: str | None = Field(default=None, description="What went wrong, in words.")
+    timeline: list[TimelineEntry] = Field(default_factory=list, description="Oldest first.")
+    admin: dict[str, JSONValue] | None = Field(
+        default=None, description="Internal ids (admins only)."
+    )
+
+
+class TaskMappingIn(Model):
+    """An admin registers a ClearML template task under an opaque id."""
+
+    clearml_task_id: str = Field(description="Real ClearML task id.", pattern=r"^[0-9a-f]{32}$")
+    default_queue: str = Field(description="Queue used when none is asked.", pattern=NAME)
+    allowed_queues: list[str] = Field(
+        default_factory=list, description="Queues users may ask for (the default is always)."
+    )
+    description: str = Field(default="", description="What the task trains.", max_length=2000)
+
+
+class TaskMapping(Model):
+    """A stored task mapping (admin view)."""
+
+    task_id: str = Field(description="Opaque id users send.")
+    clearml_task_id: str = Field(description="Real ClearML task id.")
+    default_queue: str = Field(description="Default queue.")
+    allowed_queues: list[str] = Field(description="Allowed queues.")
+    description: str = Field(description="Description.")
+    created_at: datetime = Field(description="When it was registered.")
+    created_by: str | None = Field(default=None, description="Admin who registered it.")

@@ -1,0 +1,28 @@
+"""Enqueue: a flow author asks to run a ClearML template task with their parameters."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from schemas.base import JSONValue, Model
+
+
+class EnqueueTask(Model):
+    """Command: clone the mapped template, write `input` into its hyperparameters, enqueue it.
+
+    Ingest has already resolved the opaque id and the queue; the enqueuer trusts them.
+    """
+
+    task_id: str = Field(
+        description="Opaque id of the task mapping.", examples=["3b1f0e3c9d2a4e5f8a7b6c5d4e3f2a1b"]
+    )
+    template_task_id: str = Field(
+        description="Real ClearML id of the template (internal; never shown to users).",
+        examples=["ee28605ba52eca2f944da36b799378d3"],
+    )
+    queue_name: str = Field(description="ClearML queue to enqueue on.", examples=["gpu-a100"])
+    input: dict[str, JSONValue] = Field(
+        default_factory=dict,
+        description="Parameters; 'lr' goes to section General, 'Args/batch_size' to Args.",
+        examples=[{"lr": 0.01, "Args/batch_size": 64}],
+    )

@@ -1,0 +1,1 @@
+"""Consumes enqueue requests: clone the template, set parameters, enqueue, exactly once."""

@@ -1,0 +1,57 @@
+"""Wiring of the enqueuer: Kafka, MongoDB, ClearML, and the consumer loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+from prometheus_client import start_http_server
+
+from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
+from runtime.kafka import ensure_topics, make_producer
+from runtime.mongo import database, open_mongo
+from runtime.retry import RetryPolicy
+from schemas.topics import ENQUEUE_REQUESTS, REGISTRY
+from services.enqueuer.clearml import ClearML
+from services.enqueuer.handlers import EnqueueHandler
+from services.enqueuer.settings import EnqueuerSettings
+from services.enqueuer.store import EnqueueLogStore
+
+SERVICE = "enqueuer"
+
+
+async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
+    """Consume enqueue requests until `stop` is set."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    await ensure_topics(settings, REGISTRY)
+    # Close order is the reverse of opening: the consumer stops (its last batch already
+    # committed by the loop) before the producer flushes and the clients close.
+    async with contextlib.AsyncExitStack() as stack:
+        mongo = open_mongo(settings)
+        stack.push_async_callback(mongo.close)
+        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=settings.clearml_timeout_s, limits=limits)
+        )
+        producer = make_producer(settings)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        consumer = make_consumer(settings, ENQUEUE_REQUESTS, settings.group)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        clearml = ClearML(
+            http, settings.clearml_api_host, settings.clearml_access_key,
+            settings.clearml_secret_key.get_secret_value(),
+        )
+        handler = EnqueueHandler(
+            clearml, EnqueueLogStore(database(mongo, settings)), producer, settings.topic_prefix
+        )
+        retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+        loop = ConsumerLoop(
+            service=SERVICE, settings=settings, spec=ENQUEUE_REQUESTS, consumer=consumer,
+            producer=producer, handler=handler, on_failure=handler.on_failure,
+            config=LoopConfig(concurrency=settings.concurrency, retry=retry),
+        )
+        await loop.run(stop)

@@ -1,0 +1,116 @@
+"""Handling one EnqueueTask: clone, set parameters, enqueue; exactly one clone per request id.
+
+Before cloning, the request is looked up in MongoDB, then in ClearML by its tag; the handler
+resumes from the step it had reached. A message delivered twice, or a worker killed between
+steps, therefore never makes a second clone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from runtime.retry import PermanentError
+from schemas.base import Envelope
+from schemas.codec import encode, envelope_for
+from schemas.enqueue import EnqueueTask
+from schemas.tasks import TaskEvent, TaskEventKind
+from schemas.topics import TASK_EVENTS
+from services.enqueuer.clearml import ClearML
+from services.enqueuer.errors import ClearMLRejected
+from services.enqueuer.params import to_hyperparams
+from services.enqueuer.store import SETTLED, EnqueueLogStore
+
+log = logging.getLogger(__name__)
+REQUEST_TAG = "mlbus-request:"
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000
+
+
+class EnqueueHandler:
+    """The enqueuer's one handler, and its failure hook."""
+
+    def __init__(
+        self, clearml: ClearML, store: EnqueueLogStore, producer: AIOKafkaProducer, prefix: str
+    ) -> None:
+        self._clearml, self._store, self._producer = clearml, store, producer
+        self._events_topic = TASK_EVENTS.named(prefix)
+
+    async def __call__(self, env: Envelope[EnqueueTask]) -> None:
+        doc = await self._store.get(env.id)
+        if doc is not None and doc["status"] in SETTLED:
+            log.info("request already %s; nothing to do", doc["status"])
+            return
+        latency: dict[str, float] = {}
+        clone_id, status = await self._clone(env, doc, latency)
+        if status == "created":
+            started = time.perf_counter()
+            await self._clearml.set_hyperparams(clone_id, to_hyperparams(env.payload.input))
+            latency["parameters"] = _ms(started)
+            started = time.perf_counter()
+            watched = await self._enqueue(env, clone_id)
+            latency["enqueue"] = _ms(started)
+        else:  # enqueued before a crash; only the record is missing
+            watched = None
+        await self._store.record_queued(env, watched, latency)
+        await self._event(env, TaskEventKind.ENQUEUED, clone_id=clone_id, queue_watched=watched)
+
+    async def _clone(
+        self, env: Envelope[EnqueueTask], doc: dict[str, Any] | None, latency: dict[str, float]
+    ) -> tuple[str, str]:
+        """The request's clone and its ClearML status, making the clone only if none exists."""
+        tag = REQUEST_TAG + env.id
+        found: dict[str, Any] | None
+        if doc is not None and doc.get("clone_id"):
+            rows = await self._clearml.statuses([doc["clone_id"]])
+            found = rows[0] if rows else None
+        else:
+            found = await self._clearml.find_by_tag(tag)
+        if found is not None:
+            if doc is None:
+                await self._store.record_cloned(env, str(found["id"]), 0.0)
+            return str(found["id"]), str(found.get("status", "created"))
+        started = time.perf_counter()
+        template = env.payload.template_task_id
+        name = f"{await self._clearml.template_name(template)} · {env.id[:8]}"
+        tags = ["mlbus", tag] + ([f"mlbus-user:{env.user}"] if env.user else [])
+        clone_id = await self._clearml.clone(template, name, tags)
+        latency["clone"] = _ms(started)
+        await self._store.record_cloned(env, clone_id, latency["clone"])
+        return clone_id, "created"
+
+    async def _enqueue(self, env: Envelope[EnqueueTask], clone_id: str) -> bool | None:
+        queue_id = await self._clearml.queue_id(env.payload.queue_name)
+        try:
+            return await self._clearml.enqueue(clone_id, queue_id, env.id)
+        except ClearMLRejected as exc:
+            if exc.subcode == 706:  # already queued by an earlier delivery
+                return None
+            raise
+
+    async def on_failure(self, env: Envelope[EnqueueTask], exc: Exception) -> None:
+        """Record a request that failed for good where its author sees it, and tell the bus."""
+        if isinstance(exc, ClearMLRejected):
+            message = exc.user_message
+        elif isinstance(exc, PermanentError):
+            message = str(exc)
+        else:
+            message = "The cluster could not be reached in time; the request was not enqueued."
+        await self._store.record_failed(env, message)
+        await self._event(env, TaskEventKind.ENQUEUE_FAILED, message=message)
+
+    async def _event(self, env: Envelope[EnqueueTask], kind: TaskEventKind, **fields: Any) -> None:
+        p = env.payload
+        event = TaskEvent(
+            kind=kind, request_id=env.id, user=env.user, task_id=p.task_id,
+            queue_name=p.queue_name, **fields,
+        )
+        await self._producer.send_and_wait(
+            self._events_topic, encode(envelope_for(TASK_EVENTS, event, id=env.id, user=env.user)),
+            key=env.id.encode(),
+        )

@@ -1,0 +1,1 @@
+"""The HTTP bridge: authenticates, validates, resolves opaque ids, publishes to Kafka."""

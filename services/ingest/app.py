@@ -1,0 +1,81 @@
+"""Wiring of the HTTP bridge: resources open in the lifespan, routes, error shape, probes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI
+
+from runtime.http import EdgeMiddleware, install_error_handlers, install_probes
+from runtime.kafka import ensure_topics, make_producer
+from runtime.mongo import database, open_mongo, ping
+from schemas.topics import REGISTRY
+from services.ingest.auth import JwksVerifier
+from services.ingest.bus import Publisher
+from services.ingest.deps import Ingest
+from services.ingest.handlers import router
+from services.ingest.mappings import MappingCache
+from services.ingest.settings import IngestSettings
+from services.ingest.store import IngestStore
+
+SERVICE = "ingest"
+
+
+def create_app(settings: IngestSettings) -> FastAPI:
+    """The ASGI app for one ingest process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Opened in dependency order and closed in reverse: the producer flushes before the
+        # Mongo client closes, so a request in flight either gets its ack or its 503.
+        async with contextlib.AsyncExitStack() as stack:
+            mongo = open_mongo(settings)
+            stack.push_async_callback(mongo.close)
+            http = await stack.enter_async_context(httpx.AsyncClient())
+            await ensure_topics(settings, REGISTRY)
+            producer = make_producer(settings)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            store = IngestStore(database(mongo, settings))
+            cache = MappingCache(store, settings.mapping_refresh_s)
+            await cache.load()
+            refresher = asyncio.create_task(cache.refresh_forever())
+            stack.callback(refresher.cancel)
+            verifier = JwksVerifier(
+                jwks_url=settings.jwks_url, issuer=settings.issuer, audience=settings.audience,
+                leeway_s=settings.leeway_s, admin_roles=settings.admin_roles, http=http,
+            )
+            app.state.ingest = Ingest(settings, store, cache, Publisher(producer, settings.topic_prefix), verifier)
+            app.state.producer, app.state.mongo = producer, mongo
+            yield
+
+    app = FastAPI(
+        title="mlbus",
+        version="0.1.0",
+        description="MLOps front door of the GPU cluster: enqueue training, call models, follow "
+        "requests. Errors are always {code, message, request_id}.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+
+    async def kafka_ready() -> bool:
+        try:
+            await app.state.producer.client.fetch_all_metadata()
+        except (KafkaError, AttributeError, OSError):
+            return False
+        return True
+
+    async def mongo_ready() -> bool:
+        return hasattr(app.state, "mongo") and await ping(app.state.mongo)
+
+    async def issuer_ready() -> bool:
+        return hasattr(app.state, "ingest") and await app.state.ingest.verifier.ready()
+
+    install_probes(app, {"kafka": kafka_ready, "mongodb": mongo_ready, "issuer": issuer_ready})
+    app.add_middleware(EdgeMiddleware, service=SERVICE, max_body=settings.max_body_bytes)
+    return app

@@ -1,0 +1,116 @@
+"""Bearer tokens: JWTs verified against the issuer's JWKS (RS256), with issuer, audience,
+expiry and not-before checked under a small clock skew.
+
+The keys are fetched once, cached, and fetched again when a token names an unknown key id
+(rate-limited, so garbage key ids cannot make us hammer the issuer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+from jwt.algorithms import RSAAlgorithm
+
+from services.ingest.errors import unauthorized
+
+log = logging.getLogger(__name__)
+_MIN_REFRESH_S = 10.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling."""
+
+    user: str
+    roles: frozenset[str]
+    is_admin: bool
+
+
+class JwksVerifier:
+    """Verifies access tokens against a JWKS URL."""
+
+    def __init__(
+        self,
+        *,
+        jwks_url: str,
+        issuer: str,
+        audience: str | None,
+        leeway_s: int,
+        admin_roles: tuple[str, ...],
+        http: httpx.AsyncClient,
+    ) -> None:
+        self._url, self._issuer, self._audience = jwks_url, issuer, audience
+        self._leeway, self._admin_roles, self._http = leeway_s, frozenset(admin_roles), http
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+
+    async def verify(self, token: str) -> Principal:
+        """The token's principal, or a 401 ApiError saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise unauthorized("The access token is malformed.") from exc
+        if header.get("alg") != "RS256":
+            raise unauthorized("The access token must be signed with RS256.")
+        key = await self._key(str(header.get("kid", "")))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options={"verify_aud": self._audience is not None, "require": ["exp", "iss"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise unauthorized("The access token has expired.") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise unauthorized("The access token is not valid yet.") from exc
+        except jwt.PyJWTError as exc:
+            raise unauthorized(f"The access token was rejected: {exc}.") from exc
+        return self._principal(claims)
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        user = claims.get("preferred_username") or claims.get("username") or claims.get("sub")
+        if not user:
+            raise unauthorized("The access token names no user.")
+        roles = set(claims.get("realm_access", {}).get("roles", []))
+        for client in (claims.get("resource_access") or {}).values():
+            roles.update(client.get("roles", []))
+        roles.update(claims.get("roles", []) if isinstance(claims.get("roles"), list) else [])
+        return Principal(str(user), frozenset(roles), bool(roles & self._admin_roles))
+
+    async def _key(self, kid: str) -> Any:
+        if kid not in self._keys and time.monotonic() - self._fetched_at > _MIN_REFRESH_S:
+            await self._refresh()
+        if kid not in self._keys:
+            raise unauthorized("The access token was signed with an unknown key.")
+        return self._keys[kid]
+
+    async def _refresh(self) -> None:
+        self._fetched_at = time.monotonic()
+        try:
+            response = await self._http.get(self._url, timeout=5.0)
+            response.raise_for_status()
+            keys = response.json().get("keys", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("could not fetch JWKS from %s: %s", self._url, exc)
+            return
+        self._keys = {
+            k["kid"]: RSAAlgorithm.from_jwk(json.dumps(k))
+            for k in keys
+            if k.get("kty") == "RSA" and "kid" in k
+        }
+
+    async def ready(self) -> bool:
+        """True once keys are loaded (fetches them if not)."""
+        if not self._keys:
+            await self._refresh()
+        return bool(self._keys)

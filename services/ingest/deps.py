@@ -1,0 +1,66 @@
+"""What every route needs, gathered on app.state by the lifespan; and the auth dependencies."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from services.ingest.auth import JwksVerifier, Principal
+from services.ingest.bus import Publisher
+from services.ingest.errors import forbidden, unauthorized
+from services.ingest.mappings import MappingCache
+from services.ingest.settings import IngestSettings
+from services.ingest.store import IngestStore
+
+_RECENT = 50_000
+
+
+@dataclass
+class Recent:
+    """Requests this instance accepted lately, so that a status read that races the enqueuer's
+    first write still answers 'accepted' instead of 404."""
+
+    entries: OrderedDict[str, tuple[str, str, str, str]] = field(default_factory=OrderedDict)
+
+    def add(self, request_id: str, user: str, task_id: str, queue: str, at: str) -> None:
+        """Remember an accepted request (bounded; oldest forgotten first)."""
+        self.entries[request_id] = (user, task_id, queue, at)
+        if len(self.entries) > _RECENT:
+            self.entries.popitem(last=False)
+
+
+@dataclass
+class Ingest:
+    """The wired pieces of one ingest process."""
+
+    settings: IngestSettings
+    store: IngestStore
+    cache: MappingCache
+    publisher: Publisher
+    verifier: JwksVerifier
+    recent: Recent = field(default_factory=Recent)
+
+
+def ingest_of(request: Request) -> Ingest:
+    """The process's wiring."""
+    found: Ingest = request.app.state.ingest
+    return found
+
+
+async def bearer_principal(request: Request) -> Principal:
+    """The caller, from `Authorization: Bearer <token>`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("Send an access token in the Authorization header: 'Bearer <token>'.")
+    return await ingest_of(request).verifier.verify(token.strip())
+
+
+async def admin_principal(request: Request) -> Principal:
+    """The caller, who must be an admin."""
+    principal = await bearer_principal(request)
+    if not principal.is_admin:
+        raise forbidden("admin_required", "This operation needs the admin role.")
+    return principal

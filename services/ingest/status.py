@@ -1,0 +1,43 @@
+"""Building a request's timeline for its requester (admins also see internal ids)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from schemas.api import RequestStatus, TimelineEntry
+from services.ingest.auth import Principal
+from services.ingest.deps import Ingest
+
+_ADMIN_FIELDS = ("template_task_id", "clone_id", "user")
+
+
+async def request_status(ingest: Ingest, request_id: str, who: Principal) -> RequestStatus | None:
+    """The status as `who` may see it, or None (unknown, or not theirs)."""
+    doc = await ingest.store.enqueue_log(request_id)
+    if doc is None:
+        return _just_accepted(ingest, request_id, who)
+    if doc.get("user") != who.user and not who.is_admin:
+        return None
+    admin: dict[str, Any] | None = None
+    if who.is_admin:
+        admin = {k: doc.get(k) for k in _ADMIN_FIELDS}
+        admin["latency_ms"] = doc.get("latency_ms")
+    return RequestStatus(
+        request_id=request_id, kind="enqueue", status=doc["status"], task_id=doc.get("task_id"),
+        queue=doc.get("queue"), queue_watched=doc.get("queue_watched"), error=doc.get("error"),
+        timeline=[TimelineEntry(**h) for h in doc.get("history", [])], admin=admin,
+    )
+
+
+def _just_accepted(ingest: Ingest, request_id: str, who: Principal) -> RequestStatus | None:
+    entry = ingest.recent.entries.get(request_id)
+    if entry is None:
+        return None
+    user, task_id, queue, at = entry
+    if user != who.user and not who.is_admin:
+        return None
+    return RequestStatus(
+        request_id=request_id, kind="enqueue", status="accepted", task_id=task_id, queue=queue,
+        timeline=[TimelineEntry(status="accepted", at=datetime.fromisoformat(at))],
+    )
