@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 HTTP_REQUESTS = Counter(
     "mlbus_http_requests_total", "HTTP requests served.", ["service", "route", "method", "status"]
@@ -31,3 +31,12 @@ HANDLE_LATENCY = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+MESSAGES_PUBLISHED = Counter(
+    "mlbus_messages_published_total", "Messages published by producers.", ["service", "topic"]
+)
+
+
+def start_metrics(port: int) -> None:
+    """Serve /metrics on 127.0.0.1:`port` for a worker (0: don't)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 
 import httpx
-from prometheus_client import start_http_server
 
+from runtime.clearml import ClearMLClient
+from runtime import metrics
 from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, make_producer
 from runtime.mongo import database, open_mongo
@@ -23,15 +24,16 @@ SERVICE = "enqueuer"
 
 async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
     """Consume enqueue requests until `stop` is set."""
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    metrics.start_metrics(settings.metrics_port)
     await ensure_topics(settings, REGISTRY)
     # Close order is the reverse of opening: the consumer stops (its last batch already
     # committed by the loop) before the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_mongo(settings)
         stack.push_async_callback(mongo.close)
-        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        limits = httpx.Limits(
+            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        )
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.clearml_timeout_s, limits=limits)
         )
@@ -42,8 +44,10 @@ async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
         await consumer.start()
         stack.push_async_callback(consumer.stop)
         clearml = ClearML(
-            http, settings.clearml_api_host, settings.clearml_access_key,
-            settings.clearml_secret_key.get_secret_value(),
+            ClearMLClient(
+                http, settings.clearml_api_host, settings.clearml_access_key,
+                settings.clearml_secret_key.get_secret_value(),
+            )
         )
         handler = EnqueueHandler(
             clearml, EnqueueLogStore(database(mongo, settings)), producer, settings.topic_prefix

@@ -1,83 +1,22 @@
-"""ClearML REST adapter, speaking the API as the clearml SDK does (shared/reference/clearml-api.md):
-`auth.login` with Basic credentials for a token, then `/v2.23/<service>.<action>` calls with a JSON
-body and the Bearer token; the envelope's `meta.result_code` decides success.
-
-Failures are translated at this boundary: 5xx, timeouts and refused connections become
-ClearMLUnavailable (retried by the caller, boundedly: the SDK's own default retries for hours);
-4xx become ClearMLRejected with words a flow author understands.
-"""
+"""The enqueuer's ClearML adapter: the calls it makes, over runtime.clearml's client."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
-import httpx
+from runtime.clearml import ClearMLClient, ClearMLRejected
 
-from services.enqueuer.errors import ClearMLRejected, ClearMLUnavailable
-
-log = logging.getLogger(__name__)
-API = "v2.23"
 _QUEUE_TTL_S = 60.0
-
-_USER_WORDS = {
-    101: "The task behind this id no longer exists on the cluster; ask an admin to fix its mapping.",
-    110: "The task is in a state that cannot be changed that way ({detail}).",
-    701: "The queue does not exist on the cluster.",
-    706: "The task is already queued.",
-}
 
 
 class ClearML:
-    """A small async client for the calls the enqueuer (and monitor) make."""
+    """Template names, clones, hyperparameters, queues, enqueue, statuses."""
 
-    def __init__(self, http: httpx.AsyncClient, host: str, access_key: str, secret_key: str):
-        self._http, self._host = http, host.rstrip("/")
-        self._auth = (access_key, secret_key)
-        self._token: str | None = None
+    def __init__(self, client: ClearMLClient) -> None:
+        self.call = client.call
         self._queues: dict[str, tuple[str, float]] = {}
         self._names: dict[str, str] = {}
-
-    async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One API call; returns `data`. Re-logs in once on 401, like the SDK."""
-        if self._token is None:
-            await self._login()
-        response = await self._send(f"/{API}/{endpoint}", body)
-        if response.status_code == 401:
-            await self._login()
-            response = await self._send(f"/{API}/{endpoint}", body)
-        return self._data(endpoint, response)
-
-    async def _login(self) -> None:
-        try:
-            response = await self._http.get(f"{self._host}/auth.login", auth=self._auth)
-        except httpx.HTTPError as exc:
-            raise ClearMLUnavailable(f"auth.login: {exc!r}") from exc
-        self._token = str(self._data("auth.login", response)["token"])
-
-    async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self._token}"}
-        try:
-            return await self._http.post(f"{self._host}{path}", json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ClearMLUnavailable(f"{path}: {exc!r}") from exc
-
-    def _data(self, endpoint: str, response: httpx.Response) -> dict[str, Any]:
-        if response.status_code >= 500 or response.status_code == 429:
-            raise ClearMLUnavailable(f"{endpoint}: HTTP {response.status_code}")
-        try:
-            envelope = response.json()
-            meta = envelope["meta"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ClearMLUnavailable(f"{endpoint}: not a ClearML envelope") from exc
-        code, sub = int(meta.get("result_code", 0)), int(meta.get("result_subcode", 0))
-        if code == 200:
-            data: dict[str, Any] = envelope.get("data") or {}
-            return data
-        message = str(meta.get("result_msg", ""))
-        words = _USER_WORDS.get(sub, "The cluster refused the request: {detail}.")
-        raise ClearMLRejected(code, sub, message, words.format(detail=message))
 
     async def template_name(self, task_id: str) -> str:
         """The template's name (cached: template names rarely change)."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from runtime.clearml import ClearMLRejected
 from runtime.retry import PermanentError
 from schemas.base import Envelope
 from schemas.codec import encode, envelope_for
@@ -20,7 +21,6 @@ from schemas.enqueue import EnqueueTask
 from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import TASK_EVENTS
 from services.enqueuer.clearml import ClearML
-from services.enqueuer.errors import ClearMLRejected
 from services.enqueuer.params import to_hyperparams
 from services.enqueuer.store import SETTLED, EnqueueLogStore
 

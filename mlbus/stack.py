@@ -1,0 +1,162 @@
+"""`mlbus up`: the whole local stack on local defaults, stopped cleanly by Ctrl-C.
+
+Real Kafka and FerretDB, the dev token issuer, the ClearML simulator, the demo serving node, and
+every mlbus service as its own process, each logging to var/logs/<name>.log.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from mlbus.servers.ferretdb import FerretDBServer
+from mlbus.servers.kafka import KafkaServer
+from mlbus.servers.process import REPO, Child, ServerError, port_open
+
+VAR = REPO / "var"
+ISSUER_PORT, SIM_PORT, NODE_PORT, INGEST_PORT = 8090, 8008, 8080, 8000
+ISSUER_URL = f"http://127.0.0.1:{ISSUER_PORT}/realms/mlbus"
+INGEST_URL = f"http://127.0.0.1:{INGEST_PORT}"
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+@dataclass
+class Proc:
+    """One process of the stack and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    where: str
+    ready: Callable[[], bool]
+    child: Child | None = field(default=None, init=False)
+
+
+def _py(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def _processes(env: dict[str, str]) -> list[Proc]:
+    procs = [
+        Proc("issuer", _py("mlbus.devissuer", "--port", str(ISSUER_PORT),
+                           "--key", str(VAR / "dev-issuer" / "key.pem")),
+             f"{ISSUER_URL} (dev tokens; Keycloak layout)",
+             _http_ok(f"{ISSUER_URL}/.well-known/openid-configuration")),
+        Proc("clearml-sim", _py("clearml_sim", "--port", str(SIM_PORT)),
+             f"http://127.0.0.1:{SIM_PORT} (ClearML API simulator, demo agents)",
+             _http_ok(f"http://127.0.0.1:{SIM_PORT}/_sim/health")),
+        Proc("serving-node", _py("serving_node", "--port", str(NODE_PORT)),
+             f"http://127.0.0.1:{NODE_PORT}/serve (demo model server)",
+             _http_ok(f"http://127.0.0.1:{NODE_PORT}/health")),
+        Proc("ingest", _py("services.ingest"), f"{INGEST_URL} (HTTP API; docs at /docs)",
+             _http_ok(f"{INGEST_URL}/readyz")),
+    ]
+    workers = [("enqueuer", 9101, ()), ("monitor", 9102, ()), ("inference_router", 9103, ()),
+               ("notifier", 9104, ()), ("agent", 9105, ("--simulate", "2"))]
+    for name, port, args in workers:
+        if not (REPO / "services" / name / "__main__.py").exists():
+            continue  # not built yet
+        env[f"MLBUS_{name.upper()}_METRICS_PORT"] = str(port)
+        procs.append(Proc(name, _py(f"services.{name}", *args),
+                          f"worker; metrics at http://127.0.0.1:{port}/metrics",
+                          lambda p=port: port_open(p)))
+    return procs
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 - this is the command's output
+
+
+class Stack:
+    """Start in order, stop in reverse."""
+
+    def __init__(self) -> None:
+        self.kafka = KafkaServer(VAR / "kafka", port=9092)
+        self.mongo = FerretDBServer(VAR / "ferretdb", port=27017)
+        self.env = {
+            "MLBUS_KAFKA_BOOTSTRAP": self.kafka.bootstrap, "MLBUS_MONGO_URI": self.mongo.uri,
+            "MLBUS_INGEST_JWKS_URL": f"{ISSUER_URL}/protocol/openid-connect/certs",
+            "MLBUS_INGEST_ISSUER": ISSUER_URL, "PYTHONUNBUFFERED": "1",
+        }
+        self.procs = _processes(self.env)
+        self.started: list[Proc] = []
+
+    def up(self) -> None:
+        _say(f"mlbus: starting the local stack (data in {VAR}, logs in {VAR / 'logs'})")
+        self._timed("kafka", self.kafka.bootstrap + " (Apache Kafka 4.1, KRaft)", self.kafka.start)
+        self._timed("mongodb", self.mongo.uri + " (FerretDB 1.24, SQLite)", self.mongo.start)
+        for proc in self.procs:
+            proc.child = Child(proc.name, proc.argv, VAR / "logs" / f"{proc.name}.log", self.env)
+            self._timed(proc.name, proc.where, lambda p=proc: self._start(p))
+
+    def _start(self, proc: Proc) -> None:
+        assert proc.child is not None
+        proc.child.start()
+        self.started.append(proc)
+        proc.child.wait_ready(proc.ready, timeout_s=60)
+
+    def _timed(self, name: str, where: str, start: Callable[[], None]) -> None:
+        began = time.monotonic()
+        start()
+        _say(f"  {name:<16} ready in {time.monotonic() - began:5.1f}s  {where}")
+
+    def watch(self) -> None:
+        """Block until Ctrl-C; report a process that dies."""
+        while True:
+            for proc in self.started:
+                if proc.child is not None and not proc.child.alive():
+                    _say(f"mlbus: {proc.name} exited; its log ends:\n{proc.child.tail()}")
+                    self.started.remove(proc)
+                    break
+            time.sleep(1)
+
+    def down(self) -> None:
+        _say("mlbus: stopping...")
+        for proc in reversed(self.started):
+            if proc.child is not None:
+                proc.child.stop()
+        self.kafka.stop()
+        self.mongo.stop()
+        _say("mlbus: stopped")
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def up() -> int:
+    """Run the stack until Ctrl-C (or SIGTERM)."""
+    from mlbus.demo import seed_demo
+
+    stack = Stack()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a background shell ignores SIGINT
+        signal.signal(sig, _interrupt)
+    try:
+        stack.up()
+        seed_demo(INGEST_URL, ISSUER_URL, VAR / "dev-issuer" / "key.pem", _say)
+        _say("mlbus is up. Ctrl-C stops everything.")
+        stack.watch()
+    except KeyboardInterrupt:
+        pass
+    except ServerError as exc:
+        _say(f"mlbus: {exc}")
+        stack.down()
+        return 1
+    stack.down()
+    return 0
+
+
