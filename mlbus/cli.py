@@ -15,7 +15,7 @@ from mlbus.stack import INGEST_URL, ISSUER_URL, VAR
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)  # noqa: T201 - this is the command's output
+    print(text, flush=True)
 
 
 def _admin_headers(args: argparse.Namespace) -> dict[str, str]:
@@ -39,8 +39,12 @@ def cmd_mappings(args: argparse.Namespace) -> int:
         return _show(httpx.get(url, headers=headers))
     if args.action == "rm":
         return _show(httpx.delete(f"{url}/{args.task_id}", headers=headers))
-    body = {"clearml_task_id": args.clearml_task_id, "default_queue": args.default_queue,
-            "allowed_queues": args.allow or [], "description": args.description}
+    body = {
+        "clearml_task_id": args.clearml_task_id,
+        "default_queue": args.default_queue,
+        "allowed_queues": args.allow or [],
+        "description": args.description,
+    }
     return _show(httpx.post(url, json=body, headers=headers))
 
 

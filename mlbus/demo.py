@@ -30,8 +30,12 @@ def seed_demo(ingest: str, issuer: str, key_path: Path, say: Callable[[str], Non
     for name, (queue, allowed) in DEMO_MAPPINGS.items():
         real = DEMO_TEMPLATE_IDS[name]
         if real not in mapped:
-            body = {"clearml_task_id": real, "default_queue": queue,
-                    "allowed_queues": [q for q in allowed if q != "auto"], "description": name}
+            body = {
+                "clearml_task_id": real,
+                "default_queue": queue,
+                "allowed_queues": [q for q in allowed if q != "auto"],
+                "description": name,
+            }
             response = httpx.post(f"{ingest}/v1/admin/task-mappings", json=body, headers=admin)
             response.raise_for_status()
             mapped[real] = response.json()["task_id"]
@@ -39,7 +43,9 @@ def seed_demo(ingest: str, issuer: str, key_path: Path, say: Callable[[str], Non
     say("  demo task 'parking-occupancy-train' is mapped as " + parking)
     say("  try it:")
     say("    TOKEN=$(.venv/bin/mlbus token alice)")
-    say(f"    curl -s -X POST {ingest}/v1/enqueue -H \"Authorization: Bearer $TOKEN\" "
-        f"-H 'content-type: application/json' -d '{{\"task_id\": \"{parking}\", "
-        "\"input\": {\"lr\": 0.01}}'")
-    say(f"    curl -s {ingest}/v1/requests/<request_id> -H \"Authorization: Bearer $TOKEN\"")
+    say(
+        f'    curl -s -X POST {ingest}/v1/enqueue -H "Authorization: Bearer $TOKEN" '
+        f'-H \'content-type: application/json\' -d \'{{"task_id": "{parking}", '
+        '"input": {"lr": 0.01}}\''
+    )
+    say(f'    curl -s {ingest}/v1/requests/<request_id> -H "Authorization: Bearer $TOKEN"')

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -70,7 +69,8 @@ class SigningKey:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(
             made.private.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
         )
@@ -80,16 +80,29 @@ class SigningKey:
     def jwk(self) -> dict[str, str]:
         """The public key as a JWK."""
         numbers = self.private.public_key().public_numbers()
-        return {"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
-                "n": _b64(numbers.n), "e": _b64(numbers.e)}
+        return {
+            "kty": "RSA",
+            "kid": self.kid,
+            "use": "sig",
+            "alg": "RS256",
+            "n": _b64(numbers.n),
+            "e": _b64(numbers.e),
+        }
 
     def sign(self, issuer: str, user: str, roles: list[str], **claims: Any) -> str:
         """A Keycloak-shaped access token."""
         now = int(time.time())
         body: dict[str, Any] = {
-            "iss": issuer, "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, user)), "typ": "Bearer",
-            "azp": "nodered-iotedge", "iat": now, "nbf": now, "exp": now + TOKEN_LIFETIME_S,
-            "preferred_username": user, "realm_access": {"roles": roles}, "jti": uuid.uuid4().hex,
+            "iss": issuer,
+            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, user)),
+            "typ": "Bearer",
+            "azp": "nodered-iotedge",
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_LIFETIME_S,
+            "preferred_username": user,
+            "realm_access": {"roles": roles},
+            "jti": uuid.uuid4().hex,
         }
         body.update(claims)
         return jwt.encode(body, self.private, algorithm="RS256", headers={"kid": self.kid})
@@ -101,10 +114,15 @@ def create_app(key: SigningKey, base_url: str, realm: str = "mlbus") -> Starlett
 
     async def config(_: Request) -> JSONResponse:
         oidc = f"{issuer}/protocol/openid-connect"
-        return JSONResponse({"issuer": issuer, "jwks_uri": f"{oidc}/certs",
-                             "token_endpoint": f"{oidc}/token",
-                             "grant_types_supported": ["password"],
-                             "id_token_signing_alg_values_supported": ["RS256"]})
+        return JSONResponse(
+            {
+                "issuer": issuer,
+                "jwks_uri": f"{oidc}/certs",
+                "token_endpoint": f"{oidc}/token",
+                "grant_types_supported": ["password"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }
+        )
 
     async def certs(_: Request) -> JSONResponse:
         return JSONResponse({"keys": [key.jwk()]})
@@ -116,18 +134,29 @@ def create_app(key: SigningKey, base_url: str, realm: str = "mlbus") -> Starlett
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
         known = DEV_USERS.get(user)
         if known is None or known[0] != password:
-            return JSONResponse({"error": "invalid_grant",
-                                 "error_description": "Invalid user credentials"}, status_code=401)
-        return JSONResponse({"access_token": key.sign(issuer, user, known[1]),
-                             "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"})
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "Invalid user credentials"},
+                status_code=401,
+            )
+        return JSONResponse(
+            {
+                "access_token": key.sign(issuer, user, known[1]),
+                "expires_in": TOKEN_LIFETIME_S,
+                "token_type": "Bearer",
+            }
+        )
 
     oidc_path = f"/realms/{realm}/protocol/openid-connect"
-    return Starlette(routes=[
-        Route(f"/realms/{realm}/.well-known/openid-configuration", config),
-        Route(f"{oidc_path}/certs", certs),
-        Route(f"{oidc_path}/token", token, methods=["POST"]),
-        Route(f"{oidc_path}/token/", token, methods=["POST"]),  # Snap4City's nodes add the slash
-    ])
+    return Starlette(
+        routes=[
+            Route(f"/realms/{realm}/.well-known/openid-configuration", config),
+            Route(f"{oidc_path}/certs", certs),
+            Route(f"{oidc_path}/token", token, methods=["POST"]),
+            Route(
+                f"{oidc_path}/token/", token, methods=["POST"]
+            ),  # Snap4City's nodes add the slash
+        ]
+    )
 
 
 def main() -> None:
@@ -148,5 +177,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-

@@ -26,7 +26,9 @@ async def _letters(
     """Every letter from the group's position (or the start) up to the end as of now."""
     topic = DEAD_LETTERS.named(prefix)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
@@ -48,8 +50,9 @@ async def _letters(
     return consumer, out
 
 
-async def _run(action: str, bootstrap: str, prefix: str, only: str | None,
-               say: Callable[[str], None]) -> int:
+async def _run(
+    action: str, bootstrap: str, prefix: str, only: str | None, say: Callable[[str], None]
+) -> int:
     group = REPLAY_GROUP if action == "replay" else None
     consumer, letters = await _letters(bootstrap, prefix, group)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
@@ -62,11 +65,15 @@ async def _run(action: str, bootstrap: str, prefix: str, only: str | None,
                 continue
             if only and letter.topic != only:
                 continue
-            say(f"{offset}: {letter.topic}[{letter.partition}]@{letter.offset} "
-                f"{letter.error_class}: {letter.reason}")
+            say(
+                f"{offset}: {letter.topic}[{letter.partition}]@{letter.offset} "
+                f"{letter.error_class}: {letter.reason}"
+            )
             if action == "replay":
                 key = letter.key.encode() if letter.key else None
-                await producer.send_and_wait(letter.topic, base64.b64decode(letter.raw_b64), key=key)
+                await producer.send_and_wait(
+                    letter.topic, base64.b64decode(letter.raw_b64), key=key
+                )
                 await consumer.commit({tp: offset + 1})
                 sent += 1
     finally:
@@ -76,7 +83,8 @@ async def _run(action: str, bootstrap: str, prefix: str, only: str | None,
     return 0
 
 
-def run_dlq(action: str, bootstrap: str, prefix: str, only: str | None,
-            say: Callable[[str], None]) -> int:
+def run_dlq(
+    action: str, bootstrap: str, prefix: str, only: str | None, say: Callable[[str], None]
+) -> int:
     """Show or replay the dead letters."""
     return asyncio.run(_run(action, bootstrap, prefix, only, say))

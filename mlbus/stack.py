@@ -6,12 +6,12 @@ every mlbus service as its own process, each logging to var/logs/<name>.log.
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
@@ -23,6 +23,10 @@ VAR = REPO / "var"
 ISSUER_PORT, SIM_PORT, NODE_PORT, INGEST_PORT = 8090, 8008, 8080, 8000
 ISSUER_URL = f"http://127.0.0.1:{ISSUER_PORT}/realms/mlbus"
 INGEST_URL = f"http://127.0.0.1:{INGEST_PORT}"
+
+
+def _listens(port: int) -> Callable[[], bool]:
+    return lambda: port_open(port)
 
 
 def _http_ok(url: str) -> Callable[[], bool]:
@@ -52,33 +56,61 @@ def _py(module: str, *args: str) -> list[str]:
 
 def _processes(env: dict[str, str]) -> list[Proc]:
     procs = [
-        Proc("issuer", _py("mlbus.devissuer", "--port", str(ISSUER_PORT),
-                           "--key", str(VAR / "dev-issuer" / "key.pem")),
-             f"{ISSUER_URL} (dev tokens; Keycloak layout)",
-             _http_ok(f"{ISSUER_URL}/.well-known/openid-configuration")),
-        Proc("clearml-sim", _py("clearml_sim", "--port", str(SIM_PORT)),
-             f"http://127.0.0.1:{SIM_PORT} (ClearML API simulator, demo agents)",
-             _http_ok(f"http://127.0.0.1:{SIM_PORT}/_sim/health")),
-        Proc("serving-node", _py("serving_node", "--port", str(NODE_PORT)),
-             f"http://127.0.0.1:{NODE_PORT}/serve (demo model server)",
-             _http_ok(f"http://127.0.0.1:{NODE_PORT}/health")),
-        Proc("ingest", _py("services.ingest"), f"{INGEST_URL} (HTTP API; docs at /docs)",
-             _http_ok(f"{INGEST_URL}/readyz")),
+        Proc(
+            "issuer",
+            _py(
+                "mlbus.devissuer",
+                "--port",
+                str(ISSUER_PORT),
+                "--key",
+                str(VAR / "dev-issuer" / "key.pem"),
+            ),
+            f"{ISSUER_URL} (dev tokens; Keycloak layout)",
+            _http_ok(f"{ISSUER_URL}/.well-known/openid-configuration"),
+        ),
+        Proc(
+            "clearml-sim",
+            _py("clearml_sim", "--port", str(SIM_PORT)),
+            f"http://127.0.0.1:{SIM_PORT} (ClearML API simulator, demo agents)",
+            _http_ok(f"http://127.0.0.1:{SIM_PORT}/_sim/health"),
+        ),
+        Proc(
+            "serving-node",
+            _py("serving_node", "--port", str(NODE_PORT)),
+            f"http://127.0.0.1:{NODE_PORT}/serve (demo model server)",
+            _http_ok(f"http://127.0.0.1:{NODE_PORT}/health"),
+        ),
+        Proc(
+            "ingest",
+            _py("services.ingest"),
+            f"{INGEST_URL} (HTTP API; docs at /docs)",
+            _http_ok(f"{INGEST_URL}/readyz"),
+        ),
     ]
-    workers = [("enqueuer", 9101, ()), ("monitor", 9102, ()), ("inference_router", 9103, ()),
-               ("notifier", 9104, ()), ("agent", 9105, ("--simulate", "2"))]
+    workers = [
+        ("enqueuer", 9101, ()),
+        ("monitor", 9102, ()),
+        ("inference_router", 9103, ()),
+        ("notifier", 9104, ()),
+        ("agent", 9105, ("--simulate", "2")),
+    ]
     for name, port, args in workers:
         if not (REPO / "services" / name / "__main__.py").exists():
             continue  # not built yet
         env[f"MLBUS_{name.upper()}_METRICS_PORT"] = str(port)
-        procs.append(Proc(name, _py(f"services.{name}", *args),
-                          f"worker; metrics at http://127.0.0.1:{port}/metrics",
-                          lambda p=port: port_open(p)))
+        procs.append(
+            Proc(
+                name,
+                _py(f"services.{name}", *args),
+                f"worker; metrics at http://127.0.0.1:{port}/metrics",
+                _listens(port),
+            )
+        )
     return procs
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)  # noqa: T201 - this is the command's output
+    print(text, flush=True)
 
 
 class Stack:
@@ -88,9 +120,11 @@ class Stack:
         self.kafka = KafkaServer(VAR / "kafka", port=9092)
         self.mongo = FerretDBServer(VAR / "ferretdb", port=27017)
         self.env = {
-            "MLBUS_KAFKA_BOOTSTRAP": self.kafka.bootstrap, "MLBUS_MONGO_URI": self.mongo.uri,
+            "MLBUS_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "MLBUS_MONGO_URI": self.mongo.uri,
             "MLBUS_INGEST_JWKS_URL": f"{ISSUER_URL}/protocol/openid-connect/certs",
-            "MLBUS_INGEST_ISSUER": ISSUER_URL, "PYTHONUNBUFFERED": "1",
+            "MLBUS_INGEST_ISSUER": ISSUER_URL,
+            "PYTHONUNBUFFERED": "1",
         }
         self.procs = _processes(self.env)
         self.started: list[Proc] = []
@@ -101,7 +135,7 @@ class Stack:
         self._timed("mongodb", self.mongo.uri + " (FerretDB 1.24, SQLite)", self.mongo.start)
         for proc in self.procs:
             proc.child = Child(proc.name, proc.argv, VAR / "logs" / f"{proc.name}.log", self.env)
-            self._timed(proc.name, proc.where, lambda p=proc: self._start(p))
+            self._timed(proc.name, proc.where, functools.partial(self._start, proc))
 
     def _start(self, proc: Proc) -> None:
         assert proc.child is not None
@@ -158,5 +192,3 @@ def up() -> int:
         return 1
     stack.down()
     return 0
-
-

@@ -23,7 +23,8 @@ from runtime.retry import PermanentError, RetriableError
 API = "v2.23"
 
 _USER_WORDS = {
-    101: "The task behind this id no longer exists on the cluster; ask an admin to fix its mapping.",
+    101: "The task behind this id no longer exists on the cluster; "
+    "ask an admin to fix its mapping.",
     110: "The task is in a state that cannot be changed that way ({detail}).",
     701: "The queue does not exist on the cluster.",
     706: "The task is already queued.",

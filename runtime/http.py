@@ -170,5 +170,3 @@ def install_probes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-

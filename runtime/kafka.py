@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -53,10 +54,9 @@ async def ensure_topics(
             if s.named(settings.topic_prefix) not in existing
         ]
         if missing:
-            try:
+            # another instance may create one between our list and our create
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another instance created it between our list and create
             log.info("created topics: %s", ", ".join(t.name for t in missing))
     finally:
         await admin.close()

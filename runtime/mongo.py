@@ -14,7 +14,12 @@ from pymongo.errors import (
 from runtime.settings import BusSettings
 
 #: pymongo errors that mean "the server is away for now"; adapters turn them into RetriableError.
-TRANSIENT_MONGO_ERRORS = (AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError)
+TRANSIENT_MONGO_ERRORS = (
+    AutoReconnect,
+    ConnectionFailure,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+)
 
 Doc = dict[str, object]
 

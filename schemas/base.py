@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-#: A JSON value: scalars, lists and nested objects (what `input` may hold).
-JSONValue = TypeAliasType(
-    "JSONValue",
-    Union[str, int, float, bool, None, list["JSONValue"], dict[str, "JSONValue"]],  # noqa: UP007
-)
+#: A JSON value: scalars, lists and nested objects (what `input` may hold). Pydantic needs the
+#: named alias to build a recursive schema; mypy reads the plain recursive alias.
+if TYPE_CHECKING:
+    JSONValue = Union[str, int, float, bool, list["JSONValue"], dict[str, "JSONValue"], None]  # noqa: UP007
+else:
+    JSONValue = TypeAliasType(
+        "JSONValue",
+        Union[str, int, float, bool, list["JSONValue"], dict[str, "JSONValue"], None],  # noqa: UP007
+    )
 
 
 class Model(BaseModel):

@@ -6,7 +6,8 @@ lenient about the rest (unknown fields are ignored), so additive changes never b
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -24,9 +25,15 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json().encode()
 
 
+@functools.cache
+def envelope_model(payload: type[Model]) -> type[Envelope[Any]]:
+    """The envelope class parametrised with one payload model."""
+    return cast("type[Envelope[Any]]", Envelope.__class_getitem__(payload))
+
+
 def envelope_for(spec: TopicSpec, payload: Model, **fields: Any) -> Envelope[Any]:
     """Wrap a payload for a topic, stamping its type and schema version."""
-    return Envelope[type(payload)](  # type: ignore[misc]
+    return envelope_model(type(payload))(
         type=spec.message_type, schema_version=spec.version, payload=payload, **fields
     )
 
@@ -47,7 +54,7 @@ def decode(spec: TopicSpec, raw: bytes | None) -> Envelope[Any]:
     if head.type != spec.message_type:
         raise SchemaError(f"unexpected type {head.type!r} on {spec.name} ({spec.message_type})")
     try:
-        return Envelope[spec.payload].model_validate_json(raw)  # type: ignore[name-defined]
+        return envelope_model(spec.payload).model_validate_json(raw)
     except ValidationError as exc:
         raise SchemaError(f"invalid {head.type}: {_first_error(exc)}") from exc
 

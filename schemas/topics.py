@@ -40,15 +40,17 @@ class TopicSpec:
         return f"{prefix}{self.name}"
 
 
-ENQUEUE_REQUESTS = TopicSpec(
-    "mlbus.requests.enqueue", "request id", 6, EnqueueTask, "EnqueueTask"
-)
+ENQUEUE_REQUESTS = TopicSpec("mlbus.requests.enqueue", "request id", 6, EnqueueTask, "EnqueueTask")
 INFERENCE_REQUESTS = TopicSpec(
     "mlbus.requests.inference", "request id", 6, InferenceRequested, "InferenceRequested"
 )
 TASK_EVENTS = TopicSpec("mlbus.events.task", "request id", 3, TaskEvent, "TaskEvent")
 HEARTBEATS = TopicSpec(
-    "mlbus.heartbeats", "machine id", 6, AgentHeartbeat, "AgentHeartbeat",
+    "mlbus.heartbeats",
+    "machine id",
+    6,
+    AgentHeartbeat,
+    "AgentHeartbeat",
     retention_ms=3_600_000,
 )
 RESOURCE_STATE = TopicSpec(
@@ -61,7 +63,11 @@ DEAD_LETTERS = TopicSpec(DLQ, "original key", 1, DeadLetter, "DeadLetter", dlq="
 #: Reply topics are per ingest instance: `mlbus.replies.<instance>` (one partition each).
 REPLIES_PREFIX = "mlbus.replies."
 REPLY_TEMPLATE = TopicSpec(
-    REPLIES_PREFIX + "{instance}", "request id", 1, InferenceReplied, "InferenceReplied",
+    REPLIES_PREFIX + "{instance}",
+    "request id",
+    1,
+    InferenceReplied,
+    "InferenceReplied",
     retention_ms=600_000,
 )
 
@@ -82,6 +88,10 @@ BY_TYPE: dict[str, TopicSpec] = {t.message_type: t for t in (*REGISTRY, REPLY_TE
 def reply_topic(instance: str) -> TopicSpec:
     """The reply topic of one ingest instance."""
     return TopicSpec(
-        REPLIES_PREFIX + instance, REPLY_TEMPLATE.key, 1, InferenceReplied,
-        REPLY_TEMPLATE.message_type, retention_ms=REPLY_TEMPLATE.retention_ms,
+        REPLIES_PREFIX + instance,
+        REPLY_TEMPLATE.key,
+        1,
+        InferenceReplied,
+        REPLY_TEMPLATE.message_type,
+        retention_ms=REPLY_TEMPLATE.retention_ms,
     )

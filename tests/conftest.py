@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,11 +69,13 @@ class Bus:
     topic_prefix: str
     mongo_db: str
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> dict[str, Any]:
         """Keyword arguments for any BusSettings subclass."""
         return {
-            "kafka_bootstrap": self.kafka_bootstrap, "mongo_uri": self.mongo_uri,
-            "topic_prefix": self.topic_prefix, "mongo_db": self.mongo_db,
+            "kafka_bootstrap": self.kafka_bootstrap,
+            "mongo_uri": self.mongo_uri,
+            "topic_prefix": self.topic_prefix,
+            "mongo_db": self.mongo_db,
         }
 
     def env(self) -> dict[str, str]:

@@ -29,9 +29,16 @@ class FerretDBServer:
         data.mkdir(parents=True, exist_ok=True)
         self.child = Child(
             "ferretdb",
-            [binary, "--handler=sqlite", f"--sqlite-url=file:{data}/",
-             f"--state-dir={self.home}", f"--listen-addr=127.0.0.1:{self.port}",
-             "--debug-addr=-", "--telemetry=disable", "--log-level=WARN"],
+            [
+                binary,
+                "--handler=sqlite",
+                f"--sqlite-url=file:{data}/",
+                f"--state-dir={self.home}",
+                f"--listen-addr=127.0.0.1:{self.port}",
+                "--debug-addr=-",
+                "--telemetry=disable",
+                "--log-level=WARN",
+            ],
             self.home / "ferretdb.log",
         )
         self.child.start()
@@ -43,7 +50,9 @@ class FerretDBServer:
         from pymongo import MongoClient
         from pymongo.errors import PyMongoError
 
-        client: MongoClient[dict[str, object]] = MongoClient(self.uri, serverSelectionTimeoutMS=1000)
+        client: MongoClient[dict[str, object]] = MongoClient(
+            self.uri, serverSelectionTimeoutMS=1000
+        )
         try:
             client.admin.command("ping")
         except PyMongoError:

@@ -67,14 +67,35 @@ class KafkaServer:
         log4j = f"-Dlog4j2.configurationFile={DEPLOY / 'log4j2.yaml'}"
         if not (data / "meta.properties").exists():
             subprocess.run(  # noqa: S603 - fixed argv
-                [java, "-cp", classpath, log4j, "kafka.tools.StorageTool", "format",
-                 "-t", uuid.uuid4().hex[:22], "-c", str(props)],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    java,
+                    "-cp",
+                    classpath,
+                    log4j,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    uuid.uuid4().hex[:22],
+                    "-c",
+                    str(props),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
         self.child = Child(
             "kafka",
-            [java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", log4j,
-             "-cp", classpath, "kafka.Kafka", str(props)],
+            [
+                java,
+                "-Xms256m",
+                "-Xmx768m",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                log4j,
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
             self.home / "kafka.log",
         )
         self.child.start()

@@ -35,7 +35,9 @@ class ServerError(RuntimeError):
 class Child:
     """One child process, its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None
+    ):
         self.name, self.argv, self.log = name, list(argv), log
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -45,8 +47,12 @@ class Child:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(  # noqa: S603 - argv is built by this package
-                self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                cwd=REPO, start_new_session=True,
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO,
+                start_new_session=True,
             )
 
     def alive(self) -> bool:
@@ -94,7 +100,7 @@ def run_script(script: Path) -> str:
     """Run a deploy script that prints one path on stdout (progress goes to stderr)."""
     try:
         done = subprocess.run(  # noqa: S603 - fixed scripts of this repo
-            ["bash", str(script)], check=True, stdout=subprocess.PIPE, cwd=REPO
+            ["/bin/bash", str(script)], check=True, stdout=subprocess.PIPE, cwd=REPO
         )
     except subprocess.CalledProcessError as exc:
         raise ServerError(f"{script.name} failed with exit code {exc.returncode}") from exc

@@ -7,8 +7,8 @@ import contextlib
 
 import httpx
 
-from runtime.clearml import ClearMLClient
 from runtime import metrics
+from runtime.clearml import ClearMLClient
 from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, make_producer
 from runtime.mongo import database, open_mongo
@@ -45,7 +45,9 @@ async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
         stack.push_async_callback(consumer.stop)
         clearml = ClearML(
             ClearMLClient(
-                http, settings.clearml_api_host, settings.clearml_access_key,
+                http,
+                settings.clearml_api_host,
+                settings.clearml_access_key,
                 settings.clearml_secret_key.get_secret_value(),
             )
         )
@@ -54,8 +56,13 @@ async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
         )
         retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
         loop = ConsumerLoop(
-            service=SERVICE, settings=settings, spec=ENQUEUE_REQUESTS, consumer=consumer,
-            producer=producer, handler=handler, on_failure=handler.on_failure,
+            service=SERVICE,
+            settings=settings,
+            spec=ENQUEUE_REQUESTS,
+            consumer=consumer,
+            producer=producer,
+            handler=handler,
+            on_failure=handler.on_failure,
             config=LoopConfig(concurrency=settings.concurrency, retry=retry),
         )
         await loop.run(stop)

@@ -38,8 +38,12 @@ class ClearML:
         """Clone the template; returns the new task's id."""
         data = await self.call(
             "tasks.clone",
-            {"task": template, "new_task_name": name, "new_task_parent": template,
-             "new_task_tags": tags},
+            {
+                "task": template,
+                "new_task_name": name,
+                "new_task_parent": template,
+                "new_task_tags": tags,
+            },
         )
         return str(data["id"])
 
@@ -58,8 +62,12 @@ class ClearML:
         )
         queues = [q for q in data.get("queues", []) if q.get("name") == name]
         if not queues:
-            raise ClearMLRejected(400, 701, f"queue {name!r} not found",
-                                  f"The queue '{name}' does not exist on the cluster.")
+            raise ClearMLRejected(
+                400,
+                701,
+                f"queue {name!r} not found",
+                f"The queue '{name}' does not exist on the cluster.",
+            )
         self._queues[name] = (str(queues[0]["id"]), time.monotonic())
         return self._queues[name][0]
 
@@ -67,8 +75,13 @@ class ClearML:
         """Enqueue; returns whether any worker listens on the queue (None: server did not say)."""
         data = await self.call(
             "tasks.enqueue",
-            {"task": task_id, "queue": queue_id, "status_reason": "mlbus",
-             "status_message": f"request {request_id}", "verify_watched_queue": True},
+            {
+                "task": task_id,
+                "queue": queue_id,
+                "status_reason": "mlbus",
+                "status_message": f"request {request_id}",
+                "verify_watched_queue": True,
+            },
         )
         watched = data.get("queue_watched")
         return bool(watched) if watched is not None else None
@@ -77,8 +90,11 @@ class ClearML:
         """Status fields of several tasks at once."""
         data = await self.call(
             "tasks.get_all",
-            {"id": task_ids, "only_fields": ["id", "status", "status_message", "status_reason"],
-             "search_hidden": True},
+            {
+                "id": task_ids,
+                "only_fields": ["id", "status", "status_message", "status_reason"],
+                "search_hidden": True,
+            },
         )
         tasks: list[dict[str, Any]] = data.get("tasks", [])
         return tasks

@@ -1,10 +1,10 @@
 """The enqueuer's error tree. Adapters raise these; handlers never see library exceptions.
 
-    RetriableError (runtime.retry)            retried with capped backoff, then dead-lettered
-    ├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection
-    └── StoreUnavailable                      MongoDB away
-    PermanentError (runtime.retry)            logged on the request, dead-lettered at once
-    └── ClearMLRejected (runtime.clearml)     4xx: unknown task or queue, illegal status
+RetriableError (runtime.retry)            retried with capped backoff, then dead-lettered
+├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection
+└── StoreUnavailable                      MongoDB away
+PermanentError (runtime.retry)            logged on the request, dead-lettered at once
+└── ClearMLRejected (runtime.clearml)     4xx: unknown task or queue, illegal status
 """
 
 from __future__ import annotations

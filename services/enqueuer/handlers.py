@@ -107,10 +107,15 @@ class EnqueueHandler:
     async def _event(self, env: Envelope[EnqueueTask], kind: TaskEventKind, **fields: Any) -> None:
         p = env.payload
         event = TaskEvent(
-            kind=kind, request_id=env.id, user=env.user, task_id=p.task_id,
-            queue_name=p.queue_name, **fields,
+            kind=kind,
+            request_id=env.id,
+            user=env.user,
+            task_id=p.task_id,
+            queue_name=p.queue_name,
+            **fields,
         )
         await self._producer.send_and_wait(
-            self._events_topic, encode(envelope_for(TASK_EVENTS, event, id=env.id, user=env.user)),
+            self._events_topic,
+            encode(envelope_for(TASK_EVENTS, event, id=env.id, user=env.user)),
             key=env.id.encode(),
         )

@@ -45,8 +45,11 @@ class EnqueueLogStore:
     def _base(self, env: Envelope[EnqueueTask]) -> dict[str, Any]:
         p = env.payload
         return {
-            "_id": env.id, "user": env.user, "task_id": p.task_id,
-            "template_task_id": p.template_task_id, "queue": p.queue_name,
+            "_id": env.id,
+            "user": env.user,
+            "task_id": p.task_id,
+            "template_task_id": p.template_task_id,
+            "queue": p.queue_name,
             "accepted_at": env.created_at,
         }
 
@@ -54,7 +57,10 @@ class EnqueueLogStore:
         """First write: accepted (at the envelope's time) and cloned."""
         now = utcnow()
         doc = {
-            **self._base(env), "status": "cloned", "clone_id": clone_id, "updated_at": now,
+            **self._base(env),
+            "status": "cloned",
+            "clone_id": clone_id,
+            "updated_at": now,
             "history": [_entry("accepted", env.created_at), _entry("cloned", now)],
             "latency_ms": {"clone": ms},
         }
@@ -71,11 +77,17 @@ class EnqueueLogStore:
         """Second write: queued, with whether a worker listens and the per-step latencies."""
         now = utcnow()
         total = (now - env.created_at).total_seconds() * 1000
-        sets: dict[str, Any] = {"status": "queued", "queue_watched": watched, "updated_at": now,
-                                "latency_ms.total": round(total, 2)}
+        sets: dict[str, Any] = {
+            "status": "queued",
+            "queue_watched": watched,
+            "updated_at": now,
+            "latency_ms.total": round(total, 2),
+        }
         sets.update({f"latency_ms.{k}": round(v, 2) for k, v in latency_ms.items()})
         message = None if watched is not False else "No worker listens on this queue right now."
-        await self._update(env.id, {"$set": sets, "$push": {"history": _entry("queued", now, message)}})
+        await self._update(
+            env.id, {"$set": sets, "$push": {"history": _entry("queued", now, message)}}
+        )
 
     async def record_failed(self, env: Envelope[EnqueueTask], message: str) -> None:
         """The request failed for good; the message is for the flow author."""
@@ -83,9 +95,11 @@ class EnqueueLogStore:
         try:
             await self._logs.update_one(
                 {"_id": env.id},
-                {"$setOnInsert": {k: v for k, v in self._base(env).items() if k != "_id"},
-                 "$set": {"status": "failed", "error": message, "updated_at": now},
-                 "$push": {"history": _entry("failed", now, message)}},
+                {
+                    "$setOnInsert": {k: v for k, v in self._base(env).items() if k != "_id"},
+                    "$set": {"status": "failed", "error": message, "updated_at": now},
+                    "$push": {"history": _entry("failed", now, message)},
+                },
                 upsert=True,
             )
         except TRANSIENT_MONGO_ERRORS as exc:

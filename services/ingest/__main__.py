@@ -16,8 +16,14 @@ def main() -> int:
     settings = IngestSettings()
     setup_logging(SERVICE, settings.log_level)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, loop="uvloop",
-        http="httptools", access_log=False, log_config=None, timeout_graceful_shutdown=10,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=10,
     )
     return 0
 

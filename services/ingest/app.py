@@ -46,10 +46,16 @@ def create_app(settings: IngestSettings) -> FastAPI:
             refresher = asyncio.create_task(cache.refresh_forever())
             stack.callback(refresher.cancel)
             verifier = JwksVerifier(
-                jwks_url=settings.jwks_url, issuer=settings.issuer, audience=settings.audience,
-                leeway_s=settings.leeway_s, admin_roles=settings.admin_roles, http=http,
+                jwks_url=settings.jwks_url,
+                issuer=settings.issuer,
+                audience=settings.audience,
+                leeway_s=settings.leeway_s,
+                admin_roles=settings.admin_roles,
+                http=http,
             )
-            app.state.ingest = Ingest(settings, store, cache, Publisher(producer, settings.topic_prefix), verifier)
+            app.state.ingest = Ingest(
+                settings, store, cache, Publisher(producer, settings.topic_prefix), verifier
+            )
             app.state.producer, app.state.mongo = producer, mongo
             yield
 

@@ -1,14 +1,14 @@
 """Ingest's error tree. Every client-facing error is an ApiError with a stable code:
 
-    ApiError (runtime.http)
-    ├── 401 unauthorized          missing, malformed, expired or unverifiable token
-    ├── 403 forbidden             not an admin; queue not allowed by the mapping
-    ├── 404 task_not_found        unknown opaque task id (nothing is published)
-    ├── 404 request_not_found     unknown request id, or another user's
-    ├── 409 mapping_exists        the template is already mapped
-    ├── 413 body_too_large        body over the limit (runtime.http)
-    ├── 422 invalid_request       malformed JSON or fields (runtime.http)
-    └── 503 bus_unavailable       Kafka did not take the message (retriable for the client)
+ApiError (runtime.http)
+├── 401 unauthorized          missing, malformed, expired or unverifiable token
+├── 403 forbidden             not an admin; queue not allowed by the mapping
+├── 404 task_not_found        unknown opaque task id (nothing is published)
+├── 404 request_not_found     unknown request id, or another user's
+├── 409 mapping_exists        the template is already mapped
+├── 413 body_too_large        body over the limit (runtime.http)
+├── 422 invalid_request       malformed JSON or fields (runtime.http)
+└── 503 bus_unavailable       Kafka did not take the message (retriable for the client)
 """
 
 from __future__ import annotations

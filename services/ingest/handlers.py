@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from runtime.http import ApiError
 from schemas.api import (
     CompatEnqueueRequest,
     EnqueueAccepted,
@@ -35,6 +36,7 @@ async def _enqueue(
     ingest: Ingest,
     request: Request,
     who: Principal,
+    *,
     task_id: str,
     queue: str | None,
     params: dict[str, JSONValue],
@@ -53,7 +55,10 @@ async def _enqueue(
     )
     rid = request.state.request_id
     envelope = envelope_for(
-        ENQUEUE_REQUESTS, payload, id=rid, user=who.user,
+        ENQUEUE_REQUESTS,
+        payload,
+        id=rid,
+        user=who.user,
         trace={"ingest": ingest.settings.instance},
     )
     await ingest.publisher.publish(ENQUEUE_REQUESTS, envelope)
@@ -66,11 +71,15 @@ async def enqueue(
     body: EnqueueRequest, request: Request, ingest: IngestDep, who: User
 ) -> EnqueueAccepted:
     """Start a training run of the task mapped to `task_id`, with `input` as parameters."""
-    return await _enqueue(ingest, request, who, body.task_id, body.queue_name, body.input)
+    return await _enqueue(
+        ingest, request, who, task_id=body.task_id, queue=body.queue_name, params=body.input
+    )
 
 
 @router.post(
-    "/clearml/serve/enqueue_task", status_code=202, response_model=EnqueueAccepted,
+    "/clearml/serve/enqueue_task",
+    status_code=202,
+    response_model=EnqueueAccepted,
     tags=["compatibility"],
 )
 async def compat_enqueue(
@@ -78,7 +87,9 @@ async def compat_enqueue(
 ) -> EnqueueAccepted:
     """The Snap4City Node-RED enqueue node's call: token in the body, `status: queued` back."""
     who = await ingest.verifier.verify(body.access_token)
-    return await _enqueue(ingest, request, who, body.task_id, body.queue, body.params or {})
+    return await _enqueue(
+        ingest, request, who, task_id=body.task_id, queue=body.queue, params=body.params or {}
+    )
 
 
 @router.get("/v1/requests/{request_id}", response_model=RequestStatus, tags=["requests"])
@@ -90,23 +101,27 @@ async def get_request(request_id: str, ingest: IngestDep, who: User) -> RequestS
     return status
 
 
-@router.post(
-    "/v1/admin/task-mappings", status_code=201, response_model=TaskMapping, tags=["admin"]
-)
+@router.post("/v1/admin/task-mappings", status_code=201, response_model=TaskMapping, tags=["admin"])
 async def add_task_mapping(body: TaskMappingIn, ingest: IngestDep, who: Admin) -> TaskMapping:
     """Register a ClearML template under a new opaque id."""
     secret = ingest.settings.id_secret.get_secret_value().encode()
     allowed = sorted(set(body.allowed_queues) - {body.default_queue})
     mapping = TaskMapping(
-        task_id=opaque_id(secret, body.clearml_task_id), clearml_task_id=body.clearml_task_id,
-        default_queue=body.default_queue, allowed_queues=allowed, description=body.description,
-        created_at=utcnow(), created_by=who.user,
+        task_id=opaque_id(secret, body.clearml_task_id),
+        clearml_task_id=body.clearml_task_id,
+        default_queue=body.default_queue,
+        allowed_queues=allowed,
+        description=body.description,
+        created_at=utcnow(),
+        created_by=who.user,
     )
     try:
         await ingest.store.add_task_mapping(mapping)
     except MappingExists as exc:
-        raise errors.ApiError(
-            409, "mapping_exists", f"This task is already mapped as {mapping.task_id}.",
+        raise ApiError(
+            409,
+            "mapping_exists",
+            f"This task is already mapped as {mapping.task_id}.",
             details={"task_id": mapping.task_id},
         ) from exc
     ingest.cache.put(mapping)
@@ -125,5 +140,3 @@ async def delete_task_mapping(task_id: str, ingest: IngestDep, who: Admin) -> No
     if not await ingest.store.delete_task_mapping(task_id):
         raise errors.not_found("task_not_found", f"No task is registered under id {task_id}.")
     ingest.cache.drop(task_id)
-
-

@@ -24,9 +24,15 @@ async def request_status(ingest: Ingest, request_id: str, who: Principal) -> Req
         admin = {k: doc.get(k) for k in _ADMIN_FIELDS}
         admin["latency_ms"] = doc.get("latency_ms")
     return RequestStatus(
-        request_id=request_id, kind="enqueue", status=doc["status"], task_id=doc.get("task_id"),
-        queue=doc.get("queue"), queue_watched=doc.get("queue_watched"), error=doc.get("error"),
-        timeline=[TimelineEntry(**h) for h in doc.get("history", [])], admin=admin,
+        request_id=request_id,
+        kind="enqueue",
+        status=doc["status"],
+        task_id=doc.get("task_id"),
+        queue=doc.get("queue"),
+        queue_watched=doc.get("queue_watched"),
+        error=doc.get("error"),
+        timeline=[TimelineEntry(**h) for h in doc.get("history", [])],
+        admin=admin,
     )
 
 
@@ -38,6 +44,10 @@ def _just_accepted(ingest: Ingest, request_id: str, who: Principal) -> RequestSt
     if user != who.user and not who.is_admin:
         return None
     return RequestStatus(
-        request_id=request_id, kind="enqueue", status="accepted", task_id=task_id, queue=queue,
+        request_id=request_id,
+        kind="enqueue",
+        status="accepted",
+        task_id=task_id,
+        queue=queue,
         timeline=[TimelineEntry(status="accepted", at=datetime.fromisoformat(at))],
     )

@@ -30,16 +30,24 @@ def sim() -> Iterator[SimServer]:
 
 def ingest_settings(bus: Bus, issuer: Issuer, **overrides: object) -> IngestSettings:
     return IngestSettings(
-        **bus.settings(), jwks_url=issuer.jwks_url, issuer=issuer.issuer,
-        instance="ingest-test", **overrides,  # type: ignore[arg-type]
+        **bus.settings(),
+        jwks_url=issuer.jwks_url,
+        issuer=issuer.issuer,
+        instance="ingest-test",
+        **overrides,  # type: ignore[arg-type]
     )
 
 
 def enqueuer_settings(bus: Bus, sim: SimServer, **overrides: object) -> EnqueuerSettings:
     return EnqueuerSettings(
-        **bus.settings(), clearml_api_host=sim.url, clearml_access_key=sim.access_key,
-        clearml_secret_key=sim.secret_key, instance="enqueuer-test",
-        retry_attempts=3, retry_cap_s=0.2, **overrides,  # type: ignore[arg-type]
+        **bus.settings(),
+        clearml_api_host=sim.url,
+        clearml_access_key=sim.access_key,
+        clearml_secret_key=sim.secret_key,
+        instance="enqueuer-test",
+        retry_attempts=3,
+        retry_cap_s=0.2,
+        **overrides,  # type: ignore[arg-type]
     )
 
 
@@ -89,8 +97,12 @@ async def parking_task_id(ingest: httpx.AsyncClient, issuer: Issuer) -> str:
     """Map the simulator's parking template; returns its opaque id."""
     response = await ingest.post(
         "/v1/admin/task-mappings",
-        json={"clearml_task_id": PARKING, "default_queue": "gpu-a100",
-              "allowed_queues": ["gpu-t4", "cpu", "nowhere"], "description": "parking"},
+        json={
+            "clearml_task_id": PARKING,
+            "default_queue": "gpu-a100",
+            "allowed_queues": ["gpu-t4", "cpu", "nowhere"],
+            "description": "parking",
+        },
         headers={"Authorization": f"Bearer {issuer.token('admin', ['RootAdmin'])}"},
     )
     assert response.status_code == 201, response.text

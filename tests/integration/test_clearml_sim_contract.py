@@ -106,7 +106,7 @@ class _ParseWarnings:
 
         self.found: list[str] = []
         self.handler = logging.Handler(logging.WARNING)
-        self.handler.emit = lambda rec: self.found.append(rec.getMessage())  # type: ignore[method-assign]
+        self.handler.emit = lambda rec: self.found.append(rec.getMessage())
         logging.getLogger("clearml").addHandler(self.handler)
         return self.found
 

@@ -15,7 +15,9 @@ def auth(issuer: Issuer, user: str = "alice") -> dict[str, str]:
     return {"Authorization": f"Bearer {issuer.token(user)}"}
 
 
-async def status_of(ingest: httpx.AsyncClient, issuer: Issuer, rid: str, user: str = "alice") -> dict[str, Any]:
+async def status_of(
+    ingest: httpx.AsyncClient, issuer: Issuer, rid: str, user: str = "alice"
+) -> dict[str, Any]:
     response = await ingest.get(f"/v1/requests/{rid}", headers=auth(issuer, user))
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -23,7 +25,10 @@ async def status_of(ingest: httpx.AsyncClient, issuer: Issuer, rid: str, user: s
 
 
 async def test_enqueue_runs_the_task_and_the_timeline_shows_it(
-    ingest: httpx.AsyncClient, issuer: Issuer, sim: SimServer, enqueuer: Worker,
+    ingest: httpx.AsyncClient,
+    issuer: Issuer,
+    sim: SimServer,
+    enqueuer: Worker,
     parking_task_id: str,
 ) -> None:
     response = await ingest.post(
@@ -33,7 +38,8 @@ async def test_enqueue_runs_the_task_and_the_timeline_shows_it(
     )
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["status"] == "queued" and body["queue"] == "gpu-a100"
+    assert body["status"] == "queued"
+    assert body["queue"] == "gpu-a100"
     rid = body["request_id"]
 
     async def queued() -> dict[str, Any] | None:
@@ -58,7 +64,8 @@ async def test_unknown_task_is_404_and_nothing_is_published(
     )
     assert response.status_code == 404
     body = response.json()
-    assert body["code"] == "task_not_found" and body["request_id"]
+    assert body["code"] == "task_not_found"
+    assert body["request_id"]
 
 
 async def test_bad_input_gets_422_with_field_errors(
@@ -72,9 +79,12 @@ async def test_bad_input_gets_422_with_field_errors(
     assert body["code"] == "invalid_request"
     assert any(f["field"].startswith("input") for f in body["details"])
     malformed = await ingest.post(
-        "/v1/enqueue", content=b"{not json", headers={**auth(issuer), "content-type": "application/json"}
+        "/v1/enqueue",
+        content=b"{not json",
+        headers={**auth(issuer), "content-type": "application/json"},
     )
-    assert malformed.status_code == 422 and malformed.json()["code"] == "invalid_request"
+    assert malformed.status_code == 422
+    assert malformed.json()["code"] == "invalid_request"
 
 
 async def test_missing_or_bad_token_is_401(ingest: httpx.AsyncClient, issuer: Issuer) -> None:
@@ -82,13 +92,15 @@ async def test_missing_or_bad_token_is_401(ingest: httpx.AsyncClient, issuer: Is
     assert (await ingest.post("/v1/enqueue", json=body)).status_code == 401
     bad = {"Authorization": "Bearer " + issuer.token()[:-4] + "AAAA"}
     response = await ingest.post("/v1/enqueue", json=body, headers=bad)
-    assert response.status_code == 401 and response.json()["code"] == "unauthorized"
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
 
 
 async def test_body_over_the_limit_is_413(ingest: httpx.AsyncClient, issuer: Issuer) -> None:
     huge = {"task_id": "ab" * 16, "input": {"blob": "x" * 1_100_000}}
     response = await ingest.post("/v1/enqueue", json=huge, headers=auth(issuer))
-    assert response.status_code == 413 and response.json()["code"] == "body_too_large"
+    assert response.status_code == 413
+    assert response.json()["code"] == "body_too_large"
 
 
 async def test_readiness_is_green_when_kafka_and_mongo_answer(ingest: httpx.AsyncClient) -> None:

@@ -45,7 +45,7 @@ def _collector(machines: int = 2) -> Collector:
 
 async def test_publisher_keys_by_machine_id_and_reports_kafka_errors() -> None:
     producer = FakeProducer()
-    pub = HeartbeatPublisher(producer, "t.mlbus.heartbeats")  # type: ignore[arg-type]
+    pub = HeartbeatPublisher(producer, "t.mlbus.heartbeats")
     beats = _collector(3).collect()
     assert await pub.publish(beats) == []
     assert [(t, k) for t, k, _ in producer.sent] == [
@@ -64,7 +64,7 @@ async def test_loop_survives_a_broker_outage_and_logs_it_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     producer = FakeProducer()
-    loop = HeartbeatLoop(_collector(), HeartbeatPublisher(producer, "hb"), 0.01)  # type: ignore[arg-type]
+    loop = HeartbeatLoop(_collector(), HeartbeatPublisher(producer, "hb"), 0.01)
     producer.down = True
     with caplog.at_level(logging.DEBUG, logger="services.agent"):
         for _ in range(4):
@@ -89,7 +89,7 @@ async def test_loop_survives_a_probe_that_raises(caplog: pytest.LogCaptureFixtur
 
     producer = FakeProducer()
     collector = Collector([Machine("m", Broken())], interval_s=0.01)
-    loop = HeartbeatLoop(collector, HeartbeatPublisher(producer, "hb"), 0.01)  # type: ignore[arg-type]
+    loop = HeartbeatLoop(collector, HeartbeatPublisher(producer, "hb"), 0.01)
     await loop.tick()
     assert "heartbeat tick failed" in caplog.text
     assert producer.sent == []
