@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -38,17 +39,17 @@ def ingest_settings(bus: Bus, issuer: Issuer, **overrides: object) -> IngestSett
     )
 
 
-def enqueuer_settings(bus: Bus, sim: SimServer, **overrides: object) -> EnqueuerSettings:
-    return EnqueuerSettings(
+def enqueuer_settings(bus: Bus, sim: SimServer, **overrides: Any) -> EnqueuerSettings:
+    fields: dict[str, Any] = {
         **bus.settings(),
-        clearml_api_host=sim.url,
-        clearml_access_key=sim.access_key,
-        clearml_secret_key=sim.secret_key,
-        instance="enqueuer-test",
-        retry_attempts=3,
-        retry_cap_s=0.2,
-        **overrides,  # type: ignore[arg-type]
-    )
+        "clearml_api_host": sim.url,
+        "clearml_access_key": sim.access_key,
+        "clearml_secret_key": sim.secret_key,
+        "instance": "enqueuer-test",
+        "retry_attempts": 3,
+        "retry_cap_s": 0.2,
+    }
+    return EnqueuerSettings(**{**fields, **overrides})
 
 
 @pytest.fixture
@@ -71,8 +72,15 @@ class Worker:
     task: asyncio.Task[None]
 
     async def halt(self) -> None:
+        """Graceful stop, as on SIGTERM: the batch in hand finishes and is committed."""
         self.stop.set()
         await asyncio.wait_for(self.task, 30)
+
+    async def kill(self) -> None:
+        """Abrupt stop, as a crash: nothing more is committed."""
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
 
 
 @contextlib.asynccontextmanager
