@@ -4,19 +4,21 @@ back unchanged, so a change that breaks a consumer of version 1 fails here."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from schemas.codec import SchemaError, decode, encode
-from schemas.topics import BY_TYPE, REGISTRY, REPLY_TEMPLATE
+from schemas.topics import BY_TYPE, REGISTRY, REPLY_TEMPLATE, TopicSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples"
 SPECS = (*REGISTRY, REPLY_TEMPLATE)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.message_type)
-def test_golden_example_round_trips(spec) -> None:
+def test_golden_example_round_trips(spec: TopicSpec) -> None:
     path = EXAMPLES / f"{spec.message_type}.v{spec.version}.json"
     raw = path.read_bytes()
     envelope = decode(spec, raw)
@@ -48,7 +50,9 @@ def test_unknown_fields_are_ignored_so_additions_stay_compatible() -> None:
         (lambda d: d["payload"].pop("task_id"), "payload.task_id"),
     ],
 )
-def test_bad_messages_say_exactly_what_is_wrong(mutate, reason: str) -> None:
+def test_bad_messages_say_exactly_what_is_wrong(
+    mutate: Callable[[dict[str, Any]], object], reason: str
+) -> None:
     doc = json.loads((EXAMPLES / "EnqueueTask.v1.json").read_bytes())
     mutate(doc)
     with pytest.raises(SchemaError, match=reason.replace("(", r"\(")):
