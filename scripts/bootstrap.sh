@@ -8,8 +8,12 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-12)
 if [ ! -f "$stamp" ]; then
   echo "mlbus: installing the Python environment in .venv (first run only, ~1-2 min)..."
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install --quiet --upgrade pip >/dev/null
-  .venv/bin/pip install --quiet --progress-bar off -e ".[dev]"
+  mkdir -p var/logs
+  if ! .venv/bin/pip install --progress-bar off -e ".[dev]" > var/logs/pip-install.log 2>&1; then
+    tail -30 var/logs/pip-install.log
+    echo "mlbus: pip install failed; the full log is var/logs/pip-install.log" >&2
+    exit 1
+  fi
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 bash deploy/kafka/fetch.sh >/dev/null

@@ -1,0 +1,1 @@
+"""Follows the ClearML tasks mlbus enqueued: running, completed, failed, stopped."""

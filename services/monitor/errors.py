@@ -1,0 +1,25 @@
+"""The monitor's error tree. Adapters raise these; the poller and handlers never see library
+exceptions.
+
+    RetriableError (runtime.retry)            the poller logs it and tries again next tick
+    ├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection
+    ├── StoreUnavailable                      MongoDB away
+    └── PublishFailed                         Kafka did not take a task event
+    PermanentError (runtime.retry)
+    └── ClearMLRejected (runtime.clearml)     4xx: the poll itself was refused (logged; next tick)
+
+Nothing here stops the monitor: a request's change is recorded and published once the outside
+system is back, because the in-memory state only moves after the write succeeded.
+"""
+
+from __future__ import annotations
+
+from runtime.retry import RetriableError
+
+
+class StoreUnavailable(RetriableError):
+    """MongoDB did not answer."""
+
+
+class PublishFailed(RetriableError):
+    """Kafka did not acknowledge a task event."""

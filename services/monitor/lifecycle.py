@@ -1,0 +1,124 @@
+"""What a ClearML status means for a request, and the set of requests being followed.
+
+Pure logic, no I/O: the poller asks `observe()` whether a polled row is news.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.tasks import TaskEvent, TaskEventKind
+
+#: ClearML task status → request status. `created` and `unknown` say nothing about the run.
+STATUS_MAP = {
+    "queued": "queued",
+    "in_progress": "running",
+    "completed": "completed",
+    "published": "completed",
+    "closed": "completed",
+    "failed": "failed",
+    "stopped": "stopped",
+}
+#: Statuses after which a request leaves the watch set.
+TERMINAL = frozenset({"completed", "failed", "stopped"})
+#: Statuses the monitor follows a request from (seeded from MongoDB at start-up).
+ACTIVE = ("queued", "running")
+
+EVENT_KINDS = {
+    "running": TaskEventKind.STARTED,
+    "completed": TaskEventKind.COMPLETED,
+    "failed": TaskEventKind.FAILED,
+    "stopped": TaskEventKind.STOPPED,
+}
+
+
+def request_status(clearml_status: object) -> str | None:
+    """The request status for a ClearML status, or None when it tells nothing."""
+    return STATUS_MAP.get(str(clearml_status or "").lower())
+
+
+def human_message(status: str, status_message: object, status_reason: object) -> str | None:
+    """Words for a flow author about a failed or stopped run (None for other statuses)."""
+    if status not in ("failed", "stopped"):
+        return None
+    what = "failed" if status == "failed" else "was stopped"
+    message, reason = str(status_message or "").strip(), str(status_reason or "").strip()
+    if message and reason and reason.lower() not in message.lower():
+        return f"The training run {what}: {message} ({reason})."
+    if message or reason:
+        return f"The training run {what}: {message or reason}."
+    return f"The training run {what} on the cluster; ClearML gave no reason."
+
+
+@dataclass
+class Watched:
+    """One request being followed. `status` moves only once the change is durable."""
+
+    request_id: str
+    clone_id: str
+    status: str
+    user: str | None
+    task_id: str
+    queue: str | None
+    #: Events recorded in MongoDB but not yet taken by Kafka, oldest first; sent on the next tick.
+    pending: list[TaskEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A polled status that differs from the one the monitor knows."""
+
+    status: str
+    message: str | None
+
+
+def observe(watched: Watched, row: dict[str, Any]) -> Change | None:
+    """The change `row` (a tasks.get_all row) brings to `watched`, or None."""
+    status = request_status(row.get("status"))
+    if status is None or status == watched.status:
+        return None
+    return Change(
+        status, human_message(status, row.get("status_message"), row.get("status_reason"))
+    )
+
+
+def event_for(watched: Watched, change: Change) -> TaskEvent | None:
+    """The task event a change is worth (None: back to queued is not an event)."""
+    kind = EVENT_KINDS.get(change.status)
+    if kind is None:
+        return None
+    return TaskEvent(
+        kind=kind,
+        request_id=watched.request_id,
+        user=watched.user,
+        task_id=watched.task_id,
+        clone_id=watched.clone_id,
+        queue_name=watched.queue,
+        message=change.message,
+    )
+
+
+@dataclass
+class WatchSet:
+    """Requests being followed, by request id."""
+
+    items: dict[str, Watched] = field(default_factory=dict)
+
+    def add(self, watched: Watched) -> bool:
+        """Follow a request; False when it was already followed (its state is kept)."""
+        if watched.request_id in self.items:
+            return False
+        self.items[watched.request_id] = watched
+        return True
+
+    def drop(self, request_id: str) -> None:
+        """Stop following a request."""
+        self.items.pop(request_id, None)
+
+    def by_clone(self) -> dict[str, Watched]:
+        """The followed requests by ClearML clone id."""
+        return {w.clone_id: w for w in self.items.values()}
+
+    def __len__(self) -> int:
+        return len(self.items)
