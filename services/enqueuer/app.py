@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import httpx
-
 from runtime import metrics
-from runtime.clearml import ClearMLClient
+from runtime.clearml import ClearMLClient, open_session
 from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, make_producer
 from runtime.mongo import database, open_mongo
@@ -31,13 +29,10 @@ async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         mongo = open_mongo(settings)
         stack.push_async_callback(mongo.close)
-        limits = httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-        )
         http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=settings.clearml_timeout_s, limits=limits)
+            open_session(settings.clearml_timeout_s, settings.concurrency)
         )
-        producer = make_producer(settings)
+        producer = make_producer(settings, linger_ms=settings.linger_ms)
         await producer.start()
         stack.push_async_callback(producer.stop)
         consumer = make_consumer(settings, ENQUEUE_REQUESTS, settings.group)

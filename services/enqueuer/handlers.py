@@ -1,21 +1,23 @@
 """Handling one EnqueueTask: clone, set parameters, enqueue; exactly one clone per request id.
 
-Before cloning, the request is looked up in MongoDB, then in ClearML by its tag; the handler
-resumes from the step it had reached. A message delivered twice, or a worker killed between
-steps, therefore never makes a second clone.
+The request is first claimed in MongoDB (atomically, telling whether an earlier delivery got
+there). Only a redelivery looks for an earlier clone: recorded in MongoDB, else found in ClearML
+by its tag; the handler resumes from the step it had reached. A message delivered twice, or a
+worker killed between steps, therefore never makes a second clone.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from runtime.clearml import ClearMLRejected
 from runtime.retry import PermanentError
-from schemas.base import Envelope
+from schemas.base import Envelope, utcnow
 from schemas.codec import encode, envelope_for
 from schemas.enqueue import EnqueueTask
 from schemas.tasks import TaskEvent, TaskEventKind
@@ -42,12 +44,13 @@ class EnqueueHandler:
         self._events_topic = TASK_EVENTS.named(prefix)
 
     async def __call__(self, env: Envelope[EnqueueTask]) -> None:
-        doc = await self._store.get(env.id)
-        if doc is not None and doc["status"] in SETTLED:
-            log.info("request already %s; nothing to do", doc["status"])
+        prior = await self._store.claim(env)
+        if prior is not None and prior["status"] in SETTLED:
+            log.info("request already %s; nothing to do", prior["status"])
             return
         latency: dict[str, float] = {}
-        clone_id, status = await self._clone(env, doc, latency)
+        clone_id, status, cloned_at = await self._clone(env, prior, latency)
+        watched = None  # already enqueued before a crash: only the record is missing
         if status == "created":
             started = time.perf_counter()
             await self._clearml.set_hyperparams(clone_id, to_hyperparams(env.payload.input))
@@ -55,34 +58,32 @@ class EnqueueHandler:
             started = time.perf_counter()
             watched = await self._enqueue(env, clone_id)
             latency["enqueue"] = _ms(started)
-        else:  # enqueued before a crash; only the record is missing
-            watched = None
-        await self._store.record_queued(env, watched, latency)
+        await self._store.record_queued(env, clone_id, cloned_at, watched, latency)
         await self._event(env, TaskEventKind.ENQUEUED, clone_id=clone_id, queue_watched=watched)
 
     async def _clone(
-        self, env: Envelope[EnqueueTask], doc: dict[str, Any] | None, latency: dict[str, float]
-    ) -> tuple[str, str]:
-        """The request's clone and its ClearML status, making the clone only if none exists."""
-        tag = REQUEST_TAG + env.id
-        found: dict[str, Any] | None
-        if doc is not None and doc.get("clone_id"):
-            rows = await self._clearml.statuses([doc["clone_id"]])
+        self, env: Envelope[EnqueueTask], prior: dict[str, Any] | None, latency: dict[str, float]
+    ) -> tuple[str, str, datetime | None]:
+        """The request's clone, its ClearML status and when it was made now (None: earlier).
+
+        A first delivery (nothing claimed before) clones at once. A redelivery first looks for
+        the clone an earlier delivery may have made: recorded in MongoDB, else tagged in ClearML.
+        """
+        found: dict[str, Any] | None = None
+        if prior is not None and prior.get("clone_id"):
+            rows = await self._clearml.statuses([prior["clone_id"]])
             found = rows[0] if rows else None
-        else:
-            found = await self._clearml.find_by_tag(tag)
+        elif prior is not None:
+            found = await self._clearml.find_by_tag(REQUEST_TAG + env.id)
         if found is not None:
-            if doc is None:
-                await self._store.record_cloned(env, str(found["id"]), 0.0)
-            return str(found["id"]), str(found.get("status", "created"))
+            return str(found["id"]), str(found.get("status", "created")), None
         started = time.perf_counter()
         template = env.payload.template_task_id
         name = f"{await self._clearml.template_name(template)} · {env.id[:8]}"
-        tags = ["mlbus", tag] + ([f"mlbus-user:{env.user}"] if env.user else [])
+        tags = ["mlbus", REQUEST_TAG + env.id] + ([f"mlbus-user:{env.user}"] if env.user else [])
         clone_id = await self._clearml.clone(template, name, tags)
         latency["clone"] = _ms(started)
-        await self._store.record_cloned(env, clone_id, latency["clone"])
-        return clone_id, "created"
+        return clone_id, "created", utcnow()
 
     async def _enqueue(self, env: Envelope[EnqueueTask], clone_id: str) -> bool | None:
         queue_id = await self._clearml.queue_id(env.payload.queue_name)

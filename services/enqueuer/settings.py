@@ -21,5 +21,6 @@ class EnqueuerSettings(BusSettings):
     clearml_timeout_s: float = Field(default=10.0, description="Per-call timeout.")
     retry_attempts: int = Field(default=8, description="Attempts for transient ClearML faults.")
     retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")
-    concurrency: int = Field(default=16, description="Requests handled at once.")
+    concurrency: int = Field(default=64, description="Requests handled at once.")
     group: str = Field(default="mlbus-enqueuer", description="Kafka consumer group.")
+    linger_ms: int = Field(default=5, description="Producer linger for task events (batching).")

@@ -1,17 +1,21 @@
 """The enqueuer's MongoDB adapter: `enqueue_logs`, one document per request, `_id` = request id.
 
-Two writes per request on the happy path (cloned, queued): the 'accepted' entry is stamped with
-the envelope's own creation time, so it costs no write of its own.
+Two writes per request on the happy path: a claim (an insert that also tells whether an earlier
+delivery got there first; concurrent claims share one `insert_many`) and the final record
+(cloned and queued, each with its own time).
+Every write is keyed by `_id`, which MongoDB and FerretDB both answer from the primary index.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
+from runtime.batching import GroupCommit
 from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
 from schemas.base import Envelope, utcnow
 from schemas.enqueue import EnqueueTask
@@ -34,18 +38,13 @@ class EnqueueLogStore:
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._logs = db[ENQUEUE_LOGS]
-
-    async def get(self, request_id: str) -> dict[str, Any] | None:
-        """The log document, or None."""
-        try:
-            return await self._logs.find_one({"_id": request_id})
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        self._claims: GroupCommit[Envelope[EnqueueTask], dict[str, Any] | None] = GroupCommit(
+            self._insert_claims
+        )
 
     def _base(self, env: Envelope[EnqueueTask]) -> dict[str, Any]:
         p = env.payload
         return {
-            "_id": env.id,
             "user": env.user,
             "task_id": p.task_id,
             "template_task_id": p.template_task_id,
@@ -53,60 +52,88 @@ class EnqueueLogStore:
             "accepted_at": env.created_at,
         }
 
-    async def record_cloned(self, env: Envelope[EnqueueTask], clone_id: str, ms: float) -> None:
-        """First write: accepted (at the envelope's time) and cloned."""
-        now = utcnow()
-        doc = {
-            **self._base(env),
-            "status": "cloned",
-            "clone_id": clone_id,
-            "updated_at": now,
-            "history": [_entry("accepted", env.created_at), _entry("cloned", now)],
-            "latency_ms": {"clone": ms},
-        }
+    async def claim(self, env: Envelope[EnqueueTask]) -> dict[str, Any] | None:
+        """Record the request as accepted unless it is known; returns what an earlier delivery
+        left (None: this is the first). Concurrent claims share one insert (group commit)."""
+        return await self._claims.submit(env)
+
+    async def _insert_claims(
+        self, envs: Sequence[Envelope[EnqueueTask]]
+    ) -> list[dict[str, Any] | BaseException | None]:
+        docs = [
+            {
+                "_id": env.id,
+                **self._base(env),
+                "status": "accepted",
+                "updated_at": utcnow(),
+                "history": [_entry("accepted", env.created_at)],
+                "latency_ms": {},
+            }
+            for env in envs
+        ]
         try:
-            await self._logs.insert_one(doc)
-        except DuplicateKeyError:
-            await self._update(env.id, {"$set": {"clone_id": clone_id, "status": "cloned"}})
+            await self._logs.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            taken = {
+                e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000
+            }
+            if len(taken) < len(exc.details.get("writeErrors", [])):
+                return [StoreUnavailable(f"insert failed: {exc.details}")] * len(envs)
+            return [await self._prior(env.id) if i in taken else None for i, env in enumerate(envs)]
         except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            return [StoreUnavailable(str(exc))] * len(envs)
+        return [None] * len(envs)
+
+    async def _prior(self, request_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = await self._call(self._logs.find_one({"_id": request_id}))
+        return found
 
     async def record_queued(
-        self, env: Envelope[EnqueueTask], watched: bool | None, latency_ms: dict[str, float]
+        self,
+        env: Envelope[EnqueueTask],
+        clone_id: str,
+        cloned_at: datetime | None,
+        watched: bool | None,
+        latency_ms: dict[str, float],
     ) -> None:
-        """Second write: queued, with whether a worker listens and the per-step latencies."""
+        """The clone and the enqueue, with whether a worker listens and per-step latencies."""
         now = utcnow()
         total = (now - env.created_at).total_seconds() * 1000
         sets: dict[str, Any] = {
             "status": "queued",
+            "clone_id": clone_id,
             "queue_watched": watched,
             "updated_at": now,
             "latency_ms.total": round(total, 2),
         }
         sets.update({f"latency_ms.{k}": round(v, 2) for k, v in latency_ms.items()})
         message = None if watched is not False else "No worker listens on this queue right now."
-        await self._update(
-            env.id, {"$set": sets, "$push": {"history": _entry("queued", now, message)}}
+        entries = ([_entry("cloned", cloned_at)] if cloned_at else []) + [
+            _entry("queued", now, message)
+        ]
+        await self._call(
+            self._logs.update_one(
+                {"_id": env.id}, {"$set": sets, "$push": {"history": {"$each": entries}}}
+            )
         )
 
     async def record_failed(self, env: Envelope[EnqueueTask], message: str) -> None:
         """The request failed for good; the message is for the flow author."""
         now = utcnow()
-        try:
-            await self._logs.update_one(
+        await self._call(
+            self._logs.update_one(
                 {"_id": env.id},
                 {
-                    "$setOnInsert": {k: v for k, v in self._base(env).items() if k != "_id"},
+                    "$setOnInsert": self._base(env),
                     "$set": {"status": "failed", "error": message, "updated_at": now},
                     "$push": {"history": _entry("failed", now, message)},
                 },
                 upsert=True,
             )
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        )
 
-    async def _update(self, request_id: str, update: dict[str, Any]) -> None:
+    async def _call(self, operation: Any) -> Any:
         try:
-            await self._logs.update_one({"_id": request_id}, update)
+            return await operation
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc

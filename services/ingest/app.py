@@ -37,7 +37,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             stack.push_async_callback(mongo.close)
             http = await stack.enter_async_context(httpx.AsyncClient())
             await ensure_topics(settings, REGISTRY)
-            producer = make_producer(settings)
+            producer = make_producer(settings, linger_ms=settings.enqueue_linger_ms)
             await producer.start()
             stack.push_async_callback(producer.stop)
             store = IngestStore(database(mongo, settings))

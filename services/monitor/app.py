@@ -8,10 +8,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
-import httpx
-
 from runtime import metrics
-from runtime.clearml import ClearMLClient
+from runtime.clearml import ClearMLClient, open_session
 from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, make_producer
 from runtime.mongo import database, open_mongo
@@ -41,7 +39,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         mongo = open_mongo(settings)
         stack.push_async_callback(mongo.close)
         http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=settings.clearml_timeout_s)
+            open_session(settings.clearml_timeout_s, connections=8)
         )
         producer = make_producer(settings)
         await producer.start()
