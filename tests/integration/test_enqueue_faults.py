@@ -16,7 +16,7 @@ from schemas.enqueue import EnqueueTask
 from schemas.tasks import TaskEventKind
 from schemas.topics import DEAD_LETTERS, ENQUEUE_REQUESTS, TASK_EVENTS
 from tests.conftest import Bus
-from tests.integration.conftest import PARKING, enqueuer_settings, running_enqueuer
+from tests.fixtures import PARKING, enqueuer_settings, running_enqueuer
 from tests.support import eventually
 
 OPAQUE = "cd" * 16

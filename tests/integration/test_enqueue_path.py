@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from clearml_sim.testing import SimServer
-from tests.integration.conftest import Worker
+from tests.fixtures import Worker
 from tests.support import Issuer, eventually
 
 
@@ -107,3 +107,44 @@ async def test_readiness_is_green_when_kafka_and_mongo_answer(ingest: httpx.Asyn
     response = await ingest.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"kafka": "ok", "mongodb": "ok", "issuer": "ok"}
+
+
+async def test_only_the_requester_and_admins_read_a_request(
+    ingest: httpx.AsyncClient, issuer: Issuer, enqueuer: Worker, parking_task_id: str
+) -> None:
+    response = await ingest.post(
+        "/v1/enqueue", json={"task_id": parking_task_id, "input": {}}, headers=auth(issuer)
+    )
+    rid = response.json()["request_id"]
+    other = await ingest.get(f"/v1/requests/{rid}", headers=auth(issuer, "bob"))
+    assert other.status_code == 404  # not 403: another user's request does not exist for bob
+    assert other.json()["code"] == "request_not_found"
+    admin = {"Authorization": f"Bearer {issuer.token('admin', ['RootAdmin'])}"}
+
+    async def admin_view() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await ingest.get(f"/v1/requests/{rid}", headers=admin)).json()
+        return body if body["status"] == "queued" else None
+
+    body = await eventually(admin_view, what="admin sees the queued request")
+    assert body["admin"]["user"] == "alice"
+    assert len(body["admin"]["clone_id"]) == 32
+
+
+async def test_a_queue_the_mapping_does_not_allow_is_403(
+    ingest: httpx.AsyncClient, issuer: Issuer, parking_task_id: str
+) -> None:
+    response = await ingest.post(
+        "/v1/enqueue",
+        json={"task_id": parking_task_id, "queue_name": "gpu-secret", "input": {}},
+        headers=auth(issuer),
+    )
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "queue_not_allowed"
+    assert "gpu-a100" in body["message"]
+
+
+async def test_a_user_cannot_manage_mappings(ingest: httpx.AsyncClient, issuer: Issuer) -> None:
+    response = await ingest.get("/v1/admin/task-mappings", headers=auth(issuer))
+    assert response.status_code == 403
+    assert response.json()["code"] == "admin_required"

@@ -20,7 +20,7 @@ from schemas.topics import TASK_EVENTS
 from services.monitor.app import run as run_monitor
 from services.monitor.settings import MonitorSettings
 from tests.conftest import Bus
-from tests.integration.conftest import Worker
+from tests.fixtures import Worker
 from tests.support import Issuer, eventually
 
 ALWAYS_FAILS = DEMO_TEMPLATE_IDS["always-fails-demo"]
