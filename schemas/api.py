@@ -96,3 +96,73 @@ class TaskMapping(Model):
     description: str = Field(description="Description.")
     created_at: datetime = Field(description="When it was registered.")
     created_by: str | None = Field(default=None, description="Admin who registered it.")
+
+
+class OnDemandRequest(Model):
+    """Call a deployed model now, by the opaque id of its serving machine."""
+
+    machine_id: str = Field(description="Opaque id of the serving machine.", pattern=OPAQUE_ID)
+    endpoint: str = Field(
+        description="ClearML Serving endpoint name.", examples=["parking_free_slots"], pattern=NAME
+    )
+    version: str | None = Field(default=None, description="Endpoint version.", pattern=NAME)
+    input: JSONValue = Field(default=None, description="The body sent to the model.")
+
+
+class CompatOnDemandRequest(Model):
+    """What node-red-contrib-snap4city-clearml's on-demand node sends (token in the body)."""
+
+    access_token: str = Field(description="Keycloak access token.", min_length=1)
+    machine_id: str = Field(description="Opaque id of the serving machine.", pattern=OPAQUE_ID)
+    endpoint: str = Field(description="Endpoint name.", pattern=NAME)
+    params: JSONValue = Field(default=None, description="The body sent to the model.")
+
+
+class OnDemandReply(Model):
+    """The model's answer."""
+
+    status: str = Field(description="'ok'.", examples=["ok"])
+    request_id: str = Field(description="The request id (also in the X-Request-ID header).")
+    output: JSONValue = Field(description="The model's own JSON.")
+
+
+class ServingMachineIn(Model):
+    """An admin registers a ClearML Serving service and where its replicas listen."""
+
+    serving_task_id: str = Field(
+        description="Real ClearML id of the serving service task.", pattern=r"^[0-9a-f]{32}$"
+    )
+    base_urls: list[str] = Field(
+        description="Replica base URLs, e.g. http://10.0.0.5:8080/serve.",
+        min_length=1,
+        max_length=32,
+    )
+    description: str = Field(default="", description="What it serves.", max_length=2000)
+
+
+class ServingMachine(Model):
+    """A stored serving machine (admin view)."""
+
+    machine_id: str = Field(description="Opaque id users send.")
+    serving_task_id: str = Field(description="Real serving service task id.")
+    base_urls: list[str] = Field(description="Replica base URLs.")
+    description: str = Field(description="Description.")
+    created_at: datetime = Field(description="When it was registered.")
+    created_by: str | None = Field(default=None, description="Admin who registered it.")
+
+
+class EndpointMappingIn(Model):
+    """An admin makes an endpoint of a serving machine callable."""
+
+    machine_id: str = Field(description="Opaque id of the serving machine.", pattern=OPAQUE_ID)
+    endpoint: str = Field(description="Endpoint name.", pattern=NAME)
+    timeout_s: float = Field(default=30.0, description="Answer within this or 504.", gt=0, le=600)
+
+
+class EndpointMapping(Model):
+    """A stored endpoint mapping."""
+
+    machine_id: str = Field(description="Opaque id of the serving machine.")
+    endpoint: str = Field(description="Endpoint name.")
+    timeout_s: float = Field(description="Timeout, seconds.")
+    created_at: datetime = Field(description="When it was registered.")

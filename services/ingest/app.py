@@ -14,13 +14,14 @@ from runtime.http import EdgeMiddleware, install_error_handlers, install_probes
 from runtime.kafka import ensure_topics, make_producer
 from runtime.mongo import database, open_mongo, ping
 from schemas.topics import REGISTRY
+from services.ingest import admin, handlers, ondemand
 from services.ingest.auth import JwksVerifier
 from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
-from services.ingest.handlers import router
 from services.ingest.mappings import MappingCache
+from services.ingest.replies import ReplyWaiter
 from services.ingest.settings import IngestSettings
-from services.ingest.store import IngestStore
+from services.ingest.store import ENDPOINTS, MACHINES, TASKS, IngestStore
 
 SERVICE = "ingest"
 
@@ -37,14 +38,25 @@ def create_app(settings: IngestSettings) -> FastAPI:
             stack.push_async_callback(mongo.close)
             http = await stack.enter_async_context(httpx.AsyncClient())
             await ensure_topics(settings, REGISTRY)
-            producer = make_producer(settings, linger_ms=settings.enqueue_linger_ms)
-            await producer.start()
-            stack.push_async_callback(producer.stop)
+            # Two producers: enqueue batches a little (linger) under load; inference never waits.
+            enqueue_producer = make_producer(settings, linger_ms=settings.enqueue_linger_ms)
+            inference_producer = make_producer(settings, linger_ms=0)
+            for producer in (enqueue_producer, inference_producer):
+                await producer.start()
+                stack.push_async_callback(producer.stop)
+            replies = ReplyWaiter(settings)
+            await replies.start()
+            stack.push_async_callback(replies.stop)
             store = IngestStore(database(mongo, settings))
-            cache = MappingCache(store, settings.mapping_refresh_s)
-            await cache.load()
-            refresher = asyncio.create_task(cache.refresh_forever())
-            stack.callback(refresher.cancel)
+            caches = (
+                MappingCache(store, TASKS, settings.mapping_refresh_s),
+                MappingCache(store, MACHINES, settings.mapping_refresh_s),
+                MappingCache(store, ENDPOINTS, settings.mapping_refresh_s),
+            )
+            for cache in caches:
+                await cache.load()
+                refresher = asyncio.create_task(cache.refresh_forever())
+                stack.callback(refresher.cancel)
             verifier = JwksVerifier(
                 jwks_url=settings.jwks_url,
                 issuer=settings.issuer,
@@ -54,9 +66,15 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 http=http,
             )
             app.state.ingest = Ingest(
-                settings, store, cache, Publisher(producer, settings.topic_prefix), verifier
+                settings,
+                store,
+                *caches,
+                enqueue_bus=Publisher(enqueue_producer, settings.topic_prefix),
+                inference_bus=Publisher(inference_producer, settings.topic_prefix),
+                replies=replies,
+                verifier=verifier,
             )
-            app.state.producer, app.state.mongo = producer, mongo
+            app.state.producer, app.state.mongo = enqueue_producer, mongo
             yield
 
     app = FastAPI(
@@ -67,7 +85,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.include_router(router)
+    for module in (handlers, admin, ondemand):
+        app.include_router(module.router)
 
     async def kafka_ready() -> bool:
         try:
@@ -79,9 +98,20 @@ def create_app(settings: IngestSettings) -> FastAPI:
     async def mongo_ready() -> bool:
         return hasattr(app.state, "mongo") and await ping(app.state.mongo)
 
+    async def replies_ready() -> bool:
+        return hasattr(app.state, "ingest") and app.state.ingest.replies.running()
+
     async def issuer_ready() -> bool:
         return hasattr(app.state, "ingest") and await app.state.ingest.verifier.ready()
 
-    install_probes(app, {"kafka": kafka_ready, "mongodb": mongo_ready, "issuer": issuer_ready})
+    install_probes(
+        app,
+        {
+            "kafka": kafka_ready,
+            "mongodb": mongo_ready,
+            "issuer": issuer_ready,
+            "replies": replies_ready,
+        },
+    )
     app.add_middleware(EdgeMiddleware, service=SERVICE, max_body=settings.max_body_bytes)
     return app

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from schemas.api import EndpointMapping, ServingMachine, TaskMapping
 from services.ingest.auth import JwksVerifier, Principal
 from services.ingest.bus import Publisher
 from services.ingest.errors import forbidden, unauthorized
 from services.ingest.mappings import MappingCache
+from services.ingest.replies import ReplyWaiter
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestStore
 
@@ -37,8 +39,12 @@ class Ingest:
 
     settings: IngestSettings
     store: IngestStore
-    cache: MappingCache
-    publisher: Publisher
+    tasks: MappingCache[TaskMapping]
+    machines: MappingCache[ServingMachine]
+    endpoints: MappingCache[EndpointMapping]
+    enqueue_bus: Publisher
+    inference_bus: Publisher
+    replies: ReplyWaiter
     verifier: JwksVerifier
     recent: Recent = field(default_factory=Recent)
 

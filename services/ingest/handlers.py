@@ -1,4 +1,4 @@
-"""Routes of the HTTP bridge: enqueue (both paths), request status, task mappings (admin)."""
+"""Routes of the HTTP bridge: enqueue (both paths) and request status."""
 
 from __future__ import annotations
 
@@ -6,30 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from runtime.http import ApiError
 from schemas.api import (
     CompatEnqueueRequest,
     EnqueueAccepted,
     EnqueueRequest,
     RequestStatus,
-    TaskMapping,
-    TaskMappingIn,
 )
-from schemas.base import JSONValue, utcnow
+from schemas.base import JSONValue
 from schemas.codec import envelope_for
 from schemas.enqueue import EnqueueTask
 from schemas.topics import ENQUEUE_REQUESTS
 from services.ingest import errors
 from services.ingest.auth import Principal
-from services.ingest.deps import Ingest, admin_principal, bearer_principal, ingest_of
-from services.ingest.mappings import opaque_id
+from services.ingest.deps import Ingest, bearer_principal, ingest_of
 from services.ingest.status import request_status
-from services.ingest.store import MappingExists
 
 router = APIRouter()
 IngestDep = Annotated[Ingest, Depends(ingest_of)]
 User = Annotated[Principal, Depends(bearer_principal)]
-Admin = Annotated[Principal, Depends(admin_principal)]
 
 
 async def _enqueue(
@@ -41,7 +35,7 @@ async def _enqueue(
     queue: str | None,
     params: dict[str, JSONValue],
 ) -> EnqueueAccepted:
-    mapping = await ingest.cache.task(task_id)
+    mapping = await ingest.tasks.get(task_id)
     if mapping is None:
         raise errors.not_found("task_not_found", f"No task is registered under id {task_id}.")
     chosen = queue or mapping.default_queue
@@ -61,7 +55,7 @@ async def _enqueue(
         user=who.user,
         trace={"ingest": ingest.settings.instance},
     )
-    await ingest.publisher.publish(ENQUEUE_REQUESTS, envelope)
+    await ingest.enqueue_bus.publish(ENQUEUE_REQUESTS, envelope)
     ingest.recent.add(rid, who.user, task_id, chosen, envelope.created_at.isoformat())
     return EnqueueAccepted(status="queued", request_id=rid, queue=chosen)
 
@@ -99,44 +93,3 @@ async def get_request(request_id: str, ingest: IngestDep, who: User) -> RequestS
     if status is None:
         raise errors.not_found("request_not_found", f"No request {request_id} of yours exists.")
     return status
-
-
-@router.post("/v1/admin/task-mappings", status_code=201, response_model=TaskMapping, tags=["admin"])
-async def add_task_mapping(body: TaskMappingIn, ingest: IngestDep, who: Admin) -> TaskMapping:
-    """Register a ClearML template under a new opaque id."""
-    secret = ingest.settings.id_secret.get_secret_value().encode()
-    allowed = sorted(set(body.allowed_queues) - {body.default_queue})
-    mapping = TaskMapping(
-        task_id=opaque_id(secret, body.clearml_task_id),
-        clearml_task_id=body.clearml_task_id,
-        default_queue=body.default_queue,
-        allowed_queues=allowed,
-        description=body.description,
-        created_at=utcnow(),
-        created_by=who.user,
-    )
-    try:
-        await ingest.store.add_task_mapping(mapping)
-    except MappingExists as exc:
-        raise ApiError(
-            409,
-            "mapping_exists",
-            f"This task is already mapped as {mapping.task_id}.",
-            details={"task_id": mapping.task_id},
-        ) from exc
-    ingest.cache.put(mapping)
-    return mapping
-
-
-@router.get("/v1/admin/task-mappings", response_model=list[TaskMapping], tags=["admin"])
-async def list_task_mappings(ingest: IngestDep, who: Admin) -> list[TaskMapping]:
-    """Every task mapping."""
-    return await ingest.store.all_task_mappings()
-
-
-@router.delete("/v1/admin/task-mappings/{task_id}", status_code=204, tags=["admin"])
-async def delete_task_mapping(task_id: str, ingest: IngestDep, who: Admin) -> None:
-    """Unregister a mapping; requests already on the bus still complete."""
-    if not await ingest.store.delete_task_mapping(task_id):
-        raise errors.not_found("task_not_found", f"No task is registered under id {task_id}.")
-    ingest.cache.drop(task_id)

@@ -1,4 +1,4 @@
-"""Opaque ids and the in-memory mapping cache.
+"""Opaque ids and the in-memory mapping caches.
 
 An opaque id is HMAC-SHA256(server secret, real ClearML id), hex: stable, not reversible, not
 guessable. It is stored with the mapping, so rotating the secret changes only new mappings.
@@ -10,12 +10,9 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import logging
+from typing import Generic
 
-from schemas.api import TaskMapping
-from services.ingest.store import IngestStore, StoreUnavailable
-
-log = logging.getLogger(__name__)
+from services.ingest.store import IngestStore, Kind, M, StoreUnavailable
 
 
 def opaque_id(secret: bytes, real_id: str) -> str:
@@ -23,34 +20,34 @@ def opaque_id(secret: bytes, real_id: str) -> str:
     return hmac.new(secret, real_id.encode(), hashlib.sha256).hexdigest()
 
 
-class MappingCache:
-    """Task mappings in memory, refreshed periodically; a miss falls through to the store, so a
-    mapping added by another ingest instance is usable at once."""
+class MappingCache(Generic[M]):
+    """One kind of mapping in memory, refreshed periodically; a miss falls through to the store,
+    so a mapping added by another ingest instance is usable at once."""
 
-    def __init__(self, store: IngestStore, refresh_s: float) -> None:
-        self._store, self._refresh_s = store, refresh_s
-        self._tasks: dict[str, TaskMapping] = {}
+    def __init__(self, store: IngestStore, kind: Kind[M], refresh_s: float) -> None:
+        self._store, self._kind, self._refresh_s = store, kind, refresh_s
+        self._items: dict[str, M] = {}
 
     async def load(self) -> None:
         """Replace the cache with the store's contents."""
-        self._tasks = {m.task_id: m for m in await self._store.all_task_mappings()}
+        self._items = {self._kind.key(m): m for m in await self._store.all(self._kind)}
 
-    async def task(self, task_id: str) -> TaskMapping | None:
-        """The mapping for an opaque task id, or None."""
-        found = self._tasks.get(task_id)
+    async def get(self, key: str) -> M | None:
+        """The mapping under `key`, or None."""
+        found = self._items.get(key)
         if found is None:
-            found = await self._store.task_mapping(task_id)
+            found = await self._store.one(self._kind, key)
             if found is not None:
-                self._tasks[task_id] = found
+                self._items[key] = found
         return found
 
-    def put(self, mapping: TaskMapping) -> None:
+    def put(self, mapping: M) -> None:
         """Record a mapping this instance just wrote."""
-        self._tasks[mapping.task_id] = mapping
+        self._items[self._kind.key(mapping)] = mapping
 
-    def drop(self, task_id: str) -> None:
+    def drop(self, key: str) -> None:
         """Forget a mapping this instance just deleted."""
-        self._tasks.pop(task_id, None)
+        self._items.pop(key, None)
 
     async def refresh_forever(self) -> None:
         """Reload every `refresh_s` (deletions elsewhere show up within one period)."""

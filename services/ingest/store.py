@@ -1,23 +1,23 @@
-"""Ingest's MongoDB adapter: task mappings (read and admin writes) and request logs (read).
+"""Ingest's MongoDB adapter: the mappings (read, and admin writes) and request logs (read).
 
-Documents are keyed by `_id` (the opaque id, the request id): every hot lookup is an `_id`
-lookup, which both MongoDB and FerretDB answer from the primary index.
+Documents are keyed by `_id` (the opaque id, `<machine>/<endpoint>`, the request id): every hot
+lookup is an `_id` lookup, which both MongoDB and FerretDB answer from the primary index.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
 from runtime.retry import RetriableError
-from schemas.api import TaskMapping
+from schemas.api import EndpointMapping, ServingMachine, TaskMapping
 
-TASK_MAPPINGS = "task_mappings"
-ENQUEUE_LOGS = "enqueue_logs"
+M = TypeVar("M", bound=BaseModel)
 
 
 class StoreUnavailable(RetriableError):
@@ -25,56 +25,74 @@ class StoreUnavailable(RetriableError):
 
 
 class MappingExists(Exception):
-    """The opaque id is already mapped."""
+    """The id is already mapped."""
 
 
-def _mapping(doc: dict[str, Any]) -> TaskMapping:
-    return TaskMapping(task_id=doc["_id"], **{k: v for k, v in doc.items() if k != "_id"})
+@dataclass(frozen=True)
+class Kind(Generic[M]):
+    """One kind of mapping: its collection, model, and how its `_id` is made."""
+
+    collection: str
+    model: type[M]
+    key_fields: tuple[str, ...]
+    id_field: str | None = None  # the model field that holds `_id`, if the model shows it
+
+    def key(self, mapping: M) -> str:
+        return "/".join(str(getattr(mapping, f)) for f in self.key_fields)
+
+    def to_doc(self, mapping: M) -> dict[str, Any]:
+        doc = mapping.model_dump(exclude={self.id_field} if self.id_field else None)
+        return {"_id": self.key(mapping), **doc}
+
+    def from_doc(self, doc: dict[str, Any]) -> M:
+        fields = {k: v for k, v in doc.items() if k != "_id"}
+        if self.id_field:
+            fields[self.id_field] = doc["_id"]
+        return self.model(**fields)
+
+
+TASKS = Kind("task_mappings", TaskMapping, ("task_id",), "task_id")
+MACHINES = Kind("serving_machines", ServingMachine, ("machine_id",), "machine_id")
+ENDPOINTS = Kind("endpoint_mappings", EndpointMapping, ("machine_id", "endpoint"))
+ENQUEUE_LOGS = "enqueue_logs"
 
 
 class IngestStore:
     """Reads and writes what ingest owns."""
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
-        self._mappings = db[TASK_MAPPINGS]
-        self._logs = db[ENQUEUE_LOGS]
+        self._db = db
 
-    async def all_task_mappings(self) -> list[TaskMapping]:
-        """Every mapping (a small collection: one document per template)."""
+    async def all(self, kind: Kind[M]) -> list[M]:
+        """Every mapping of a kind (small collections: one document per model or service)."""
         try:
-            return [_mapping(d) async for d in self._mappings.find({})]
+            return [kind.from_doc(d) async for d in self._db[kind.collection].find({})]
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def task_mapping(self, task_id: str) -> TaskMapping | None:
-        """One mapping by opaque id."""
+    async def one(self, kind: Kind[M], key: str) -> M | None:
+        """One mapping by its key."""
         try:
-            doc = await self._mappings.find_one({"_id": task_id})
+            doc = await self._db[kind.collection].find_one({"_id": key})
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
-        return _mapping(doc) if doc else None
+        return kind.from_doc(doc) if doc else None
 
-    async def add_task_mapping(self, mapping: TaskMapping) -> None:
-        """Insert; MappingExists when the opaque id is taken."""
-        doc = mapping.model_dump(exclude={"task_id"})
+    async def add(self, kind: Kind[M], mapping: M) -> None:
+        """Insert; MappingExists when the key is taken."""
         try:
-            await self._mappings.insert_one({"_id": mapping.task_id, **doc})
+            await self._db[kind.collection].insert_one(kind.to_doc(mapping))
         except DuplicateKeyError as exc:
-            raise MappingExists(mapping.task_id) from exc
+            raise MappingExists(kind.key(mapping)) from exc
 
-    async def delete_task_mapping(self, task_id: str) -> bool:
+    async def delete(self, kind: Kind[Any], key: str) -> bool:
         """Remove; False when there was none."""
-        result = await self._mappings.delete_one({"_id": task_id})
+        result = await self._db[kind.collection].delete_one({"_id": key})
         return result.deleted_count == 1
 
     async def enqueue_log(self, request_id: str) -> dict[str, Any] | None:
         """The request's log document, if the enqueuer has written it."""
         try:
-            return await self._logs.find_one({"_id": request_id})
+            return await self._db[ENQUEUE_LOGS].find_one({"_id": request_id})
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
-
-
-def utcnow() -> datetime:
-    """Now, UTC."""
-    return datetime.now(UTC)

@@ -106,7 +106,8 @@ async def test_body_over_the_limit_is_413(ingest: httpx.AsyncClient, issuer: Iss
 async def test_readiness_is_green_when_kafka_and_mongo_answer(ingest: httpx.AsyncClient) -> None:
     response = await ingest.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"kafka": "ok", "mongodb": "ok", "issuer": "ok"}
+    checks = response.json()["checks"]
+    assert checks == {"kafka": "ok", "mongodb": "ok", "issuer": "ok", "replies": "ok"}
 
 
 async def test_only_the_requester_and_admins_read_a_request(
