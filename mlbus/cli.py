@@ -1,11 +1,13 @@
-"""The `mlbus` command line: run the local stack, print dev tokens, manage task mappings,
-replay dead letters."""
+"""The `mlbus` command line: run the local stack, print dev tokens, manage mappings (tasks,
+serving machines, endpoints), show and replay dead letters."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -32,20 +34,54 @@ def _show(response: httpx.Response) -> int:
     return 0
 
 
-def cmd_mappings(args: argparse.Namespace) -> int:
-    """Task mappings through the admin API."""
-    url, headers = f"{args.url}/v1/admin/task-mappings", _admin_headers(args)
+#: command -> (admin collection path, how `add` builds its body)
+_KINDS: dict[str, tuple[str, Callable[[argparse.Namespace], dict[str, Any]]]] = {
+    "mappings": (
+        "task-mappings",
+        lambda a: {
+            "clearml_task_id": a.clearml_task_id,
+            "default_queue": a.default_queue,
+            "allowed_queues": a.allow or [],
+            "description": a.description,
+        },
+    ),
+    "machines": (
+        "serving-machines",
+        lambda a: {
+            "serving_task_id": a.serving_task_id,
+            "base_urls": a.url_of_replica,
+            "description": a.description,
+        },
+    ),
+    "endpoints": (
+        "endpoint-mappings",
+        lambda a: {"machine_id": a.machine_id, "endpoint": a.endpoint, "timeout_s": a.timeout},
+    ),
+}
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """Mappings of each kind through the admin API."""
+    path, body_of = _KINDS[args.command]
+    url, headers = f"{args.url}/v1/admin/{path}", _admin_headers(args)
     if args.action == "list":
         return _show(httpx.get(url, headers=headers))
     if args.action == "rm":
-        return _show(httpx.delete(f"{url}/{args.task_id}", headers=headers))
-    body = {
-        "clearml_task_id": args.clearml_task_id,
-        "default_queue": args.default_queue,
-        "allowed_queues": args.allow or [],
-        "description": args.description,
-    }
-    return _show(httpx.post(url, json=body, headers=headers))
+        return _show(httpx.delete(f"{url}/{args.key}", headers=headers))
+    return _show(httpx.post(url, json=body_of(args), headers=headers))
+
+
+def _admin_parser(sub: Any, name: str, help_text: str) -> Any:
+    parser = sub.add_parser(name, help=help_text)
+    parser.add_argument("--url", default=INGEST_URL, help="ingest's base URL")
+    parser.add_argument("--token", help="admin access token (default: local dev admin)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list")
+    rm = actions.add_parser("rm")
+    rm.add_argument("key", help="the opaque id (endpoints: <machine_id>/<endpoint>)")
+    add = actions.add_parser("add")
+    add.add_argument("--description", default="")
+    return add
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,18 +91,23 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("up", help="run the whole local stack until Ctrl-C")
     token = sub.add_parser("token", help="print an access token for a local dev user")
     token.add_argument("user", choices=sorted(DEV_USERS))
-    maps = sub.add_parser("mappings", help="task mappings (admin API)")
-    maps.add_argument("--url", default=INGEST_URL)
-    maps.add_argument("--token", help="admin access token (default: local dev admin)")
-    actions = maps.add_subparsers(dest="action", required=True)
-    actions.add_parser("list")
-    add = actions.add_parser("add")
+    add = _admin_parser(sub, "mappings", "task mappings (admin API)")
     add.add_argument("clearml_task_id")
     add.add_argument("--default-queue", required=True)
     add.add_argument("--allow", action="append", help="another queue users may ask for")
-    add.add_argument("--description", default="")
-    rm = actions.add_parser("rm")
-    rm.add_argument("task_id")
+    add = _admin_parser(sub, "machines", "serving machines (admin API)")
+    add.add_argument("serving_task_id")
+    add.add_argument(
+        "--replica",
+        dest="url_of_replica",
+        action="append",
+        required=True,
+        help="a replica's base URL, e.g. http://10.0.0.5:8080/serve",
+    )
+    add = _admin_parser(sub, "endpoints", "endpoint mappings (admin API)")
+    add.add_argument("machine_id")
+    add.add_argument("endpoint")
+    add.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     dlq = sub.add_parser("dlq", help="dead letters: show them or replay them")
     dlq.add_argument("action", choices=["show", "replay"])
     dlq.add_argument("--bootstrap", default="127.0.0.1:9092")
@@ -81,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         _say(dev_token(VAR / "dev-issuer" / "key.pem", ISSUER_URL, args.user))
         return 0
-    if args.command == "mappings":
-        return cmd_mappings(args)
+    if args.command in _KINDS:
+        return cmd_admin(args)
     from mlbus.dlq import run_dlq
 
     return run_dlq(args.action, args.bootstrap, args.topic_prefix, args.topic, _say)
