@@ -19,7 +19,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
-from bench.harness import Stack, say, summary, write_report
+from bench.harness import Stack, paced, say, summary, write_report
 from clearml_sim.demo import DEMO_TEMPLATE_IDS
 from schemas.codec import decode
 from schemas.topics import TASK_EVENTS
@@ -43,21 +43,12 @@ async def post_requests(
     body = {"task_id": task_id, "input": INPUT}
     gate, ids = asyncio.Semaphore(concurrency), []
 
-    async def one() -> None:
+    async def one(_: int) -> None:
         async with gate, session.post(f"{url}/v1/enqueue", json=body, headers=headers) as r:
             assert r.status == 202, await r.text()
             ids.append((await r.json())["request_id"])
 
-    if rate is None:
-        await asyncio.gather(*(one() for _ in range(count)))
-        return ids
-    started, tasks = time.perf_counter(), []
-    for i in range(count):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one()))
-    await asyncio.gather(*tasks)
+    await paced(count, rate, one)
     return ids
 
 
@@ -165,16 +156,7 @@ async def baseline(
                 steps[k].append(v * 1000)
 
     started = time.perf_counter()
-    if rate is None:
-        await asyncio.gather(*(one(i) for i in range(count)))
-    else:
-        tasks = []
-        for i in range(count):
-            delay = started + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+    await paced(count, rate, one)
     span = time.perf_counter() - started
     return {
         "sent": count,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,25 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         "p99": pct(values, 99),
         "mean": statistics.fmean(values) if values else float("nan"),
     }
+
+
+async def paced(
+    count: int, rate: float | None, one: Callable[[int], Coroutine[Any, Any, None]]
+) -> None:
+    """Call `one(i)` `count` times: all at once (closed loop, the caller bounds concurrency),
+    or started at `rate` per second on a fixed schedule (open loop: a slow answer does not slow
+    the senders, as with real users)."""
+    if rate is None:
+        await asyncio.gather(*(one(i) for i in range(count)))
+        return
+    began = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(count):
+        delay = began + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
 
 
 def wait_http(url: str, timeout_s: float = 60) -> None:

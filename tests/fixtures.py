@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,14 +85,25 @@ class Worker:
 
 
 @contextlib.asynccontextmanager
-async def running_enqueuer(settings: EnqueuerSettings) -> AsyncIterator[Worker]:
+async def running_worker(
+    run: Callable[[Any, asyncio.Event], Coroutine[Any, Any, None]], settings: Any
+) -> AsyncIterator[Worker]:
+    """Run a worker's `run(settings, stop)` as a task; a worker that died fails the test
+    (unless the test killed it)."""
     stop = asyncio.Event()
-    worker = Worker(stop, asyncio.create_task(run_enqueuer(settings, stop)))
+    worker = Worker(stop, asyncio.create_task(run(settings, stop)))
     try:
         yield worker
     finally:
         if not worker.task.done():
             await worker.halt()
+        if not worker.task.cancelled():
+            worker.task.result()
+
+
+def running_enqueuer(settings: EnqueuerSettings) -> contextlib.AbstractAsyncContextManager[Worker]:
+    """The enqueuer as a task of the test's event loop."""
+    return running_worker(run_enqueuer, settings)
 
 
 @pytest.fixture

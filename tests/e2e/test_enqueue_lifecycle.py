@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,23 +19,16 @@ from schemas.topics import TASK_EVENTS
 from services.monitor.app import run as run_monitor
 from services.monitor.settings import MonitorSettings
 from tests.conftest import Bus
-from tests.fixtures import Worker
+from tests.fixtures import Worker, running_worker
 from tests.support import Issuer, eventually
 
 ALWAYS_FAILS = DEMO_TEMPLATE_IDS["always-fails-demo"]
 SIM_FAILURE = "CUDA out of memory. Tried to allocate 2.50 GiB (simulated failure)"
 
 
-@contextlib.asynccontextmanager
-async def running_monitor(settings: MonitorSettings) -> AsyncIterator[Worker]:
-    stop = asyncio.Event()
-    worker = Worker(stop, asyncio.create_task(run_monitor(settings, stop)))
-    try:
-        yield worker
-    finally:
-        if not worker.task.done():
-            await worker.halt()
-        worker.task.result()  # a monitor that died during the test fails it
+def running_monitor(settings: MonitorSettings) -> contextlib.AbstractAsyncContextManager[Worker]:
+    """The monitor as a task of the test's event loop."""
+    return running_worker(run_monitor, settings)
 
 
 def monitor_settings(bus: Bus, sim: SimServer) -> MonitorSettings:

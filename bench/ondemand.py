@@ -1,0 +1,149 @@
+"""On-demand inference: the same load sent straight to the serving node and through mlbus.
+
+Same client (aiohttp), same model (parking_free_slots on the demo serving node), in one run:
+closed loop, then fixed rates. Reports p50/p95/p99 of each path, the latency mlbus adds, the
+highest rate whose p99 through mlbus stays under 100 ms, and lost replies (must be 0).
+
+    .venv/bin/python -m bench.ondemand [--rates 50 200 500] [--seconds 10] [--closed 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+
+from bench.harness import Stack, paced, say, summary, wait_http, write_report
+from mlbus.servers.process import free_port
+
+FEATURES = {
+    "capacity": 120,
+    "hour": 18,
+    "weekday": 2,
+    "temperature_c": 14.5,
+    "rain_mm": 0.0,
+    "event_nearby": False,
+}
+SERVICE_TASK = "5e7f0c1d9a2b4c3d8e6f7a1b2c3d4e5f"
+
+
+async def drive(
+    session: aiohttp.ClientSession, call: Any, count: int, rate: float | None, concurrency: int
+) -> tuple[list[float], int]:
+    """Latencies (ms) of successful calls, and the number that failed."""
+    latencies, failed = [], 0
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(_: int) -> None:
+        nonlocal failed
+        async with gate:
+            started = time.perf_counter()
+            try:
+                ok = await call(session)
+            except (aiohttp.ClientError, TimeoutError):
+                ok = False
+            if ok:
+                latencies.append((time.perf_counter() - started) * 1000)
+            else:
+                failed += 1
+
+    await paced(count, rate, one)
+    return latencies, failed
+
+
+async def run(args: argparse.Namespace) -> None:
+    stack = Stack()
+    node_port = free_port()
+    await asyncio.to_thread(stack.start, ["ingest", "inference_router"])
+    stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
+    await asyncio.to_thread(wait_http, f"http://127.0.0.1:{node_port}/health")
+    admin = {"Authorization": f"Bearer {stack.token('admin', ['RootAdmin'])}"}
+    user = {"Authorization": f"Bearer {stack.token('alice', ['Manager'])}"}
+    direct_url = f"http://127.0.0.1:{node_port}/serve/parking_free_slots"
+    report: dict[str, Any] = {"runs": []}
+    try:
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.post(
+                f"{stack.ingest_url}/v1/admin/serving-machines",
+                headers=admin,
+                json={
+                    "serving_task_id": SERVICE_TASK,
+                    "base_urls": [f"http://127.0.0.1:{node_port}/serve"],
+                },
+            ) as r:
+                machine = (await r.json())["machine_id"]
+            async with session.post(
+                f"{stack.ingest_url}/v1/admin/endpoint-mappings",
+                headers=admin,
+                json={"machine_id": machine, "endpoint": "parking_free_slots", "timeout_s": 10},
+            ):
+                pass
+            body = {"machine_id": machine, "endpoint": "parking_free_slots", "input": FEATURES}
+
+            async def direct(s: aiohttp.ClientSession) -> bool:
+                async with s.post(direct_url, json=FEATURES) as r:
+                    await r.read()
+                    return r.status == 200
+
+            async def through(s: aiohttp.ClientSession) -> bool:
+                async with s.post(f"{stack.ingest_url}/v1/ondemand", json=body, headers=user) as r:
+                    await r.read()
+                    return r.status == 200
+
+            await drive(session, through, 200, None, 8)  # warm-up: connections, JIT, caches
+            await drive(session, direct, 200, None, 8)
+            plans = [("closed loop", args.closed, None)] + [
+                (f"{r:g}/s", int(r * args.seconds), float(r)) for r in args.rates
+            ]
+            say(
+                f"{'run':<12} {'direct p50/p95/p99 ms':>24} {'mlbus p50/p95/p99 ms':>24} "
+                f"{'added p50/p99':>14} {'lost':>5}"
+            )
+            for label, count, rate in plans:
+                d, d_failed = await drive(session, direct, count, rate, args.concurrency)
+                m, m_failed = await drive(session, through, count, rate, args.concurrency)
+                ds, ms = summary(d), summary(m)
+                added = {
+                    "p50": ms["p50"] - ds["p50"],
+                    "p95": ms["p95"] - ds["p95"],
+                    "p99": ms["p99"] - ds["p99"],
+                }
+                report["runs"].append(
+                    {
+                        "label": label,
+                        "rate": rate,
+                        "direct": ds,
+                        "mlbus": ms,
+                        "added_ms": added,
+                        "lost": m_failed,
+                        "direct_failed": d_failed,
+                    }
+                )
+                say(
+                    f"{label:<12} {ds['p50']:7.2f} {ds['p95']:7.2f} {ds['p99']:7.2f}  "
+                    f"{ms['p50']:7.2f} {ms['p95']:7.2f} {ms['p99']:7.2f}  "
+                    f"{added['p50']:6.2f} {added['p99']:6.2f} {m_failed:5d}"
+                )
+    finally:
+        await asyncio.to_thread(stack.stop)
+    under = [r["rate"] for r in report["runs"] if r["rate"] and r["mlbus"]["p99"] < 100]
+    report["highest_rate_p99_under_100ms"] = max(under) if under else None
+    say(f"highest fixed rate with mlbus p99 < 100 ms: {report['highest_rate_p99_under_100ms']}")
+    say(f"raw numbers: {write_report('ondemand', report)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rates", type=float, nargs="*", default=[50.0, 200.0, 500.0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--closed", type=int, default=2000, help="closed-loop request count")
+    parser.add_argument("--concurrency", type=int, default=32)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
