@@ -1,0 +1,1 @@
+"""Consumes inference requests: pick a healthy replica, call the model, publish the reply."""

@@ -1,0 +1,75 @@
+"""Wiring of the inference router: Kafka, MongoDB, the pooled httpx client, the route cache
+with its reload and health loops, and the consumer loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from runtime import metrics
+from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
+from runtime.kafka import ensure_topics, make_producer
+from runtime.mongo import database, open_mongo
+from runtime.retry import RetryPolicy
+from schemas.topics import INFERENCE_REQUESTS, REGISTRY
+from services.inference_router.handlers import InferenceHandler
+from services.inference_router.model import ModelClient, open_http
+from services.inference_router.notices import Notifier
+from services.inference_router.routes import RouteTable
+from services.inference_router.settings import InferenceRouterSettings
+from services.inference_router.store import MappingStore, OnDemandLogStore
+
+SERVICE = "inference_router"
+
+
+async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
+    """Consume inference requests until `stop` is set."""
+    metrics.start_metrics(settings.metrics_port)
+    await ensure_topics(settings, REGISTRY)
+    # Close order is the reverse of opening: the background loops stop first, then the consumer
+    # (its last batch already answered and committed by the loop), then notifications still in
+    # flight, then the producer flushes and the HTTP and Mongo clients close.
+    async with contextlib.AsyncExitStack() as stack:
+        mongo = open_mongo(settings)
+        stack.push_async_callback(mongo.close)
+        http = await stack.enter_async_context(open_http(settings))
+        producer = make_producer(settings, linger_ms=0)  # latency path: never wait to batch
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        notifier = Notifier(producer, settings.topic_prefix, settings.breaker_cooldown_s)
+        stack.push_async_callback(notifier.drain)
+        consumer = make_consumer(settings, INFERENCE_REQUESTS, settings.group)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+        db = database(mongo, settings)
+        routes = RouteTable(MappingStore(db), settings, notifier.breaker_changed)
+        model = ModelClient(http, settings.connect_timeout_s)
+        handler = InferenceHandler(
+            routes, model, OnDemandLogStore(db), producer, dedupe_grace_s=settings.dedupe_grace_s
+        )
+        background = [
+            asyncio.create_task(routes.keep_fresh(stop)),
+            asyncio.create_task(routes.probe_health(model, stop)),
+        ]
+        stack.push_async_callback(_finish, background)
+        retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+        loop = ConsumerLoop(
+            service=SERVICE,
+            settings=settings,
+            spec=INFERENCE_REQUESTS,
+            consumer=consumer,
+            producer=producer,
+            handler=handler,
+            config=LoopConfig(
+                concurrency=settings.concurrency,
+                retry=retry,
+                poll_timeout_ms=settings.poll_timeout_ms,
+            ),
+        )
+        await loop.run(stop)
+
+
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,143 @@
+"""Handling one InferenceRequested: resolve, pick a replica, call the model, reply, log.
+
+Every outcome, model and replica failures included, becomes a reply on the request's `reply_to`
+topic; only the bus or the store failing can fail the message (and then the consumer loop
+retries it). A delivery of a request id already handled within its deadline is not sent to the
+model again: it gets the first delivery's outcome, whose reply is published once more (identical
+reply envelope, same id) and whose log insert is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from schemas.base import Envelope, utcnow
+from schemas.codec import encode, envelope_for
+from schemas.inference import InferenceRequested
+from schemas.topics import REPLY_TEMPLATE
+from services.inference_router import outcomes
+from services.inference_router.dedupe import DedupeCache
+from services.inference_router.errors import (
+    BusUnavailable,
+    ModelFailed,
+    ModelTimedOut,
+    ReplicaRefused,
+)
+from services.inference_router.model import ModelClient
+from services.inference_router.outcomes import Outcome
+from services.inference_router.routes import Route, RouteTable
+from services.inference_router.store import OnDemandLogStore
+
+log = logging.getLogger(__name__)
+
+#: A refused connection (nothing sent) may be tried on one more replica.
+MAX_ATTEMPTS = 2
+
+
+def seconds_left(deadline: datetime, now: datetime) -> float:
+    """Time left to a deadline, negative once it has passed."""
+    return (deadline - now).total_seconds()
+
+
+class InferenceHandler:
+    """The router's one handler."""
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        model: ModelClient,
+        logs: OnDemandLogStore,
+        producer: AIOKafkaProducer,
+        *,
+        dedupe_grace_s: float = 5.0,
+    ) -> None:
+        self._routes, self._model, self._logs, self._producer = routes, model, logs, producer
+        self._grace = dedupe_grace_s
+        self._seen: DedupeCache[Outcome] = DedupeCache()
+
+    async def __call__(self, env: Envelope[InferenceRequested]) -> None:
+        consumed = utcnow()
+        ttl = seconds_left(env.payload.deadline, consumed) + self._grace
+        outcome, duplicate = await self._seen.once(env.id, ttl, lambda: self._handle(env, consumed))
+        if duplicate:
+            log.info("request delivered again; replying with the first outcome")
+        await self._reply(env, outcome)
+        await self._logs.record(env, outcome)
+
+    async def _handle(self, env: Envelope[InferenceRequested], consumed: datetime) -> Outcome:
+        p = env.payload
+        left = seconds_left(p.deadline, consumed)
+        if left <= 0:
+            return Outcome(outcomes.expired(), "expired", consumed)
+        route = await self._routes.resolve(p.machine_id, p.endpoint)
+        if route is None:
+            return Outcome(outcomes.not_found(p.machine_id, p.endpoint), "failed", consumed)
+        budget = min(route.mapping.timeout_s, left)
+        return await self._call(env, route, budget, consumed)
+
+    async def _call(
+        self, env: Envelope[InferenceRequested], route: Route, budget_s: float, consumed: datetime
+    ) -> Outcome:
+        p, pool, task = env.payload, route.pool, route.machine.serving_task_id
+        ends = time.monotonic() + budget_s
+        tried: set[str] = set()
+        while len(tried) < MAX_ATTEMPTS:
+            replica = pool.choose(frozenset(tried))
+            if replica is None:
+                break
+            tried.add(replica.url)
+            left = ends - time.monotonic()
+            if left <= 0:
+                return Outcome(
+                    outcomes.timed_out(budget_s), "timeout", consumed, serving_task_id=task
+                )
+            started = time.perf_counter()
+            try:
+                with pool.calling(replica):
+                    answer = await self._model.call(
+                        replica.url,
+                        p.endpoint,
+                        p.version,
+                        body=p.input,
+                        request_id=env.id,
+                        budget_s=left,
+                    )
+            except ReplicaRefused:
+                pool.record(replica, ok=False)
+                continue
+            except (ModelTimedOut, ModelFailed) as exc:
+                pool.record(replica, ok=False)
+                spent = round((time.perf_counter() - started) * 1000, 3)
+                reply, status = (
+                    (outcomes.timed_out(budget_s, spent), "timeout")
+                    if isinstance(exc, ModelTimedOut)
+                    else (outcomes.failed("The model failed to answer.", spent), "failed")
+                )
+                return Outcome(
+                    reply, status, consumed, replica_url=replica.url, serving_task_id=task
+                )
+            pool.record(replica, ok=answer.status < 500)
+            reply, status = outcomes.from_answer(answer)
+            return Outcome(reply, status, consumed, replica_url=replica.url, serving_task_id=task)
+        message = (
+            "No replica of this model could be reached."
+            if tried
+            else ("No replica of this model is available right now.")
+        )
+        return Outcome(outcomes.failed(message), "failed", consumed, serving_task_id=task)
+
+    async def _reply(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
+        envelope = envelope_for(
+            REPLY_TEMPLATE, outcome.reply, id=env.id, user=env.user, trace=env.trace
+        )
+        try:
+            await self._producer.send_and_wait(
+                env.payload.reply_to, encode(envelope), key=env.id.encode()
+            )
+        except KafkaError as exc:
+            raise BusUnavailable(f"reply not published: {exc}") from exc

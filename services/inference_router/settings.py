@@ -1,0 +1,32 @@
+"""Inference router settings (env prefix MLBUS_INFERENCE_ROUTER_, then MLBUS_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from runtime.settings import BusSettings
+
+
+class InferenceRouterSettings(BusSettings):
+    """What a production install of the inference router sets."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLBUS_INFERENCE_ROUTER_", frozen=True, extra="ignore"
+    )
+
+    group: str = Field(default="mlbus-inference-router", description="Kafka consumer group.")
+    concurrency: int = Field(default=256, description="Requests handled at once.")
+    poll_timeout_ms: int = Field(default=50, description="Longest wait of one empty poll.")
+    mapping_refresh_s: float = Field(default=5.0, description="Reload of machines and mappings.")
+    breaker_failures: int = Field(default=5, description="Failures in a row that open a breaker.")
+    breaker_cooldown_s: float = Field(default=10.0, description="Time a replica stays out.")
+    health_interval_s: float = Field(default=5.0, description="Period of /health probes (0: off).")
+    connect_timeout_s: float = Field(default=2.0, description="TCP connect timeout to a replica.")
+    read_timeout_s: float = Field(default=30.0, description="Cap on one model call's wait.")
+    max_connections: int = Field(default=512, description="Pooled connections, all replicas.")
+    dedupe_grace_s: float = Field(
+        default=5.0, description="How long past its deadline a request id is remembered."
+    )
+    retry_attempts: int = Field(default=4, description="Attempts for transient bus/store faults.")
+    retry_cap_s: float = Field(default=1.0, description="Longest pause between attempts.")

@@ -1,0 +1,226 @@
+"""Outcome → reply mapping and deadline handling, with httpx.MockTransport as the replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from schemas.base import Envelope, utcnow
+from schemas.codec import decode
+from schemas.inference import InferenceReplied, InferenceRequested
+from schemas.topics import REPLY_TEMPLATE
+from services.inference_router.handlers import InferenceHandler
+from services.inference_router.model import ModelClient
+from services.inference_router.outcomes import Outcome
+from services.inference_router.routes import RouteTable
+from services.inference_router.settings import InferenceRouterSettings
+from services.inference_router.store import Machine, Mapping, MappingStore, OnDemandLogStore
+
+URLS = ("http://r0/serve", "http://r1/serve")
+Reply = Callable[[httpx.Request], Awaitable[httpx.Response]]
+
+
+class FakeMappings(MappingStore):
+    def __init__(self, timeout_s: float = 30.0) -> None:
+        self.machines = {"m1": Machine("m1", "serving-task-1", URLS)}
+        self.mappings = {"m1/parking": Mapping("m1", "parking", timeout_s)}
+
+    async def all_machines(self) -> dict[str, Machine]:
+        return dict(self.machines)
+
+    async def all_mappings(self) -> dict[str, Mapping]:
+        return dict(self.mappings)
+
+    async def machine(self, machine_id: str) -> Machine | None:
+        return self.machines.get(machine_id)
+
+    async def mapping(self, machine_id: str, endpoint: str) -> Mapping | None:
+        return self.mappings.get(f"{machine_id}/{endpoint}")
+
+
+class FakeLogs(OnDemandLogStore):
+    def __init__(self) -> None:
+        self.records: list[Outcome] = []
+
+    async def record(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
+        self.records.append(outcome)
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+        self.sent.append((topic, value, key))
+
+    def replies(self) -> list[InferenceReplied]:
+        return [decode(REPLY_TEMPLATE, value).payload for _, value, _ in self.sent]
+
+
+class Rig:
+    def __init__(self, reply: Reply, timeout_s: float = 30.0) -> None:
+        self.calls: list[httpx.Request] = []
+
+        async def handle(request: httpx.Request) -> httpx.Response:
+            self.calls.append(request)
+            return await reply(request)
+
+        self.http = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+        self.producer, self.logs = FakeProducer(), FakeLogs()
+        settings = InferenceRouterSettings(breaker_failures=2)
+        self.routes = RouteTable(FakeMappings(timeout_s), settings)
+        self.handler = InferenceHandler(
+            self.routes,
+            ModelClient(self.http, 1.0),
+            self.logs,
+            self.producer,
+        )
+
+    async def send(self, env: Envelope[InferenceRequested]) -> InferenceReplied:
+        await self.handler(env)
+        return self.producer.replies()[-1]
+
+
+def request(
+    *, endpoint: str = "parking", version: str | None = None, deadline_s: float = 10.0
+) -> Envelope[InferenceRequested]:
+    payload = InferenceRequested(
+        machine_id="m1",
+        endpoint=endpoint,
+        version=version,
+        input={"hour": 9},
+        reply_to="t.mlbus.replies.i1",
+        deadline=utcnow() + timedelta(seconds=deadline_s),
+    )
+    return Envelope[InferenceRequested](
+        type="InferenceRequested", schema_version=1, payload=payload, user="alice"
+    )
+
+
+def answer(status: int, body: Any) -> Reply:
+    async def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body)
+
+    return reply
+
+
+async def test_a_2xx_answer_is_the_output_and_the_call_carries_the_request_id() -> None:
+    rig = Rig(answer(200, {"free_slots": 12}))
+    env = request(version="2")
+    reply = await rig.send(env)
+    assert reply.ok
+    assert reply.http_status == 200
+    assert reply.output == {"free_slots": 12}
+    assert reply.model_ms is not None
+    call = rig.calls[0]
+    assert str(call.url) in {f"{u}/parking/2" for u in URLS}
+    assert call.headers["x-request-id"] == env.id
+    assert json.loads(call.content) == {"hour": 9}
+    topic, value, key = rig.producer.sent[0]
+    assert (topic, key) == ("t.mlbus.replies.i1", env.id.encode())
+    assert decode(REPLY_TEMPLATE, value).id == env.id
+    assert rig.logs.records[0].status == "ok"
+    assert rig.logs.records[0].serving_task_id == "serving-task-1"
+
+
+async def test_a_4xx_answer_keeps_its_status_and_the_models_detail() -> None:
+    rig = Rig(answer(422, {"detail": "feature 'hour' must be an integer in 0..23, got 99"}))
+    reply = await rig.send(request())
+    assert (reply.ok, reply.http_status, reply.error_code) == (False, 422, "model_rejected")
+    assert reply.message == "feature 'hour' must be an integer in 0..23, got 99"
+    assert rig.logs.records[0].status == "model_error"
+
+
+async def test_a_5xx_answer_is_502_and_not_retried() -> None:
+    rig = Rig(answer(500, {"detail": "boom"}))
+    reply = await rig.send(request())
+    assert (reply.http_status, reply.error_code) == (502, "model_failed")
+    assert "boom" not in (reply.message or "")
+    assert len(rig.calls) == 1
+
+
+async def test_a_refused_connection_is_tried_once_on_another_replica() -> None:
+    async def first_refuses(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "r0":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json={"ok": 1})
+
+    rig = Rig(first_refuses)
+    replies = [await rig.send(request()) for _ in range(4)]
+    assert all(r.ok for r in replies)
+    assert rig.routes.pools["m1"].replicas[0].breaker.state == "open"  # 2 failures in a row
+
+
+async def test_refused_everywhere_is_502() -> None:
+    async def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    rig = Rig(refuse)
+    reply = await rig.send(request())
+    assert (reply.http_status, reply.error_code) == (502, "model_failed")
+    assert len(rig.calls) == 2
+
+
+async def test_a_connection_lost_after_sending_is_502_and_never_retried() -> None:
+    async def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("reset", request=request)
+
+    rig = Rig(drop)
+    reply = await rig.send(request())
+    assert (reply.http_status, reply.error_code) == (502, "model_failed")
+    assert len(rig.calls) == 1
+
+
+async def test_no_answer_within_the_endpoint_timeout_is_504() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, json={})
+
+    rig = Rig(hang, timeout_s=0.2)
+    started = asyncio.get_running_loop().time()
+    reply = await rig.send(request())
+    assert (reply.http_status, reply.error_code) == (504, "model_timeout")
+    assert asyncio.get_running_loop().time() - started < 1.0
+    assert rig.logs.records[0].status == "timeout"
+
+
+async def test_the_deadline_caps_the_call_when_it_is_nearer() -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, json={})
+
+    rig = Rig(hang, timeout_s=30)
+    started = asyncio.get_running_loop().time()
+    reply = await rig.send(request(deadline_s=0.3))
+    assert reply.error_code == "model_timeout"
+    assert asyncio.get_running_loop().time() - started < 1.0
+
+
+async def test_an_expired_request_is_not_sent() -> None:
+    rig = Rig(answer(200, {}))
+    reply = await rig.send(request(deadline_s=-1))
+    assert (reply.http_status, reply.error_code) == (504, "expired")
+    assert rig.calls == []
+    assert rig.logs.records[0].status == "expired"
+
+
+async def test_an_unmapped_endpoint_is_404() -> None:
+    rig = Rig(answer(200, {}))
+    reply = await rig.send(request(endpoint="gone"))
+    assert (reply.http_status, reply.error_code) == (404, "not_found")
+    assert rig.calls == []
+
+
+async def test_a_duplicate_delivery_is_answered_without_a_second_call() -> None:
+    rig = Rig(answer(200, {"free_slots": 3}))
+    env = request()
+    first = await rig.send(env)
+    second = await rig.send(env)
+    assert len(rig.calls) == 1
+    assert first == second
+    assert len(rig.producer.sent) == 2  # the reply is published again, same id
