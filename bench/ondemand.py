@@ -55,7 +55,7 @@ async def drive(
 
 
 async def run(args: argparse.Namespace) -> None:
-    stack = Stack()
+    stack = Stack(profile=args.profile)
     node_port = free_port()
     await asyncio.to_thread(stack.start, ["ingest", "inference_router"])
     stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
@@ -105,7 +105,11 @@ async def run(args: argparse.Namespace) -> None:
             )
             for label, count, rate in plans:
                 d, d_failed = await drive(session, direct, count, rate, args.concurrency)
+                cpu_before = stack.cpu_seconds()
                 m, m_failed = await drive(session, through, count, rate, args.concurrency)
+                cpu = {
+                    k: round(v - cpu_before.get(k, 0.0), 2) for k, v in stack.cpu_seconds().items()
+                }
                 ds, ms = summary(d), summary(m)
                 added = {
                     "p50": ms["p50"] - ds["p50"],
@@ -121,6 +125,7 @@ async def run(args: argparse.Namespace) -> None:
                         "added_ms": added,
                         "lost": m_failed,
                         "direct_failed": d_failed,
+                        "cpu_s": cpu,
                     }
                 )
                 say(
@@ -128,6 +133,8 @@ async def run(args: argparse.Namespace) -> None:
                     f"{ms['p50']:7.2f} {ms['p95']:7.2f} {ms['p99']:7.2f}  "
                     f"{added['p50']:6.2f} {added['p99']:6.2f} {m_failed:5d}"
                 )
+                busiest = sorted(cpu.items(), key=lambda kv: -kv[1])
+                say("  CPU seconds on the mlbus side: " + ", ".join(f"{k} {v}" for k, v in busiest))
     finally:
         await asyncio.to_thread(stack.stop)
     under = [r["rate"] for r in report["runs"] if r["rate"] and r["mlbus"]["p99"] < 100]
@@ -142,6 +149,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--closed", type=int, default=2000, help="closed-loop request count")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--profile", nargs="*", default=[], help="services to run under cProfile")
     asyncio.run(run(parser.parse_args()))
 
 

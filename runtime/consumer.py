@@ -56,6 +56,7 @@ class LoopConfig:
     max_consecutive_dead: int = 100
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll_timeout_ms: int = 200
+    commit_interval_s: float = 0.0  # the pipelined loop commits at most this often
 
 
 def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafkaConsumer:
@@ -178,13 +179,17 @@ class ConsumerLoop:
             )
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        await self._commit_offsets(
+            {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        )
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         try:
             await self._consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:
-            # A rebalance took the partition away; its new owner gets the batch again and the
-            # handlers' idempotency makes the second pass harmless.
-            log.warning("offset commit failed (%s); batch will be redelivered", exc)
+            # A rebalance took the partition away; its new owner gets the messages again and
+            # the handlers' idempotency makes the second pass harmless.
+            log.warning("offset commit failed (%s); messages will be redelivered", exc)
 
     def _record_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp in batch:

@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 
 from runtime import metrics
-from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
+from runtime.consumer import LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, make_producer
 from runtime.mongo import database, open_mongo
+from runtime.pipeline import PipelinedConsumerLoop
 from runtime.retry import RetryPolicy
 from schemas.topics import INFERENCE_REQUESTS, REGISTRY
 from services.inference_router.handlers import InferenceHandler
@@ -53,7 +54,8 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
         ]
         stack.push_async_callback(_finish, background)
         retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
-        loop = ConsumerLoop(
+        # Pipelined: a model that hangs until its timeout must not stall the requests behind it.
+        loop = PipelinedConsumerLoop(
             service=SERVICE,
             settings=settings,
             spec=INFERENCE_REQUESTS,
@@ -64,6 +66,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
                 concurrency=settings.concurrency,
                 retry=retry,
                 poll_timeout_ms=settings.poll_timeout_ms,
+                commit_interval_s=settings.commit_interval_s,
             ),
         )
         await loop.run(stop)

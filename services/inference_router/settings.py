@@ -24,7 +24,16 @@ class InferenceRouterSettings(BusSettings):
     health_interval_s: float = Field(default=5.0, description="Period of /health probes (0: off).")
     connect_timeout_s: float = Field(default=2.0, description="TCP connect timeout to a replica.")
     read_timeout_s: float = Field(default=30.0, description="Cap on one model call's wait.")
-    max_connections: int = Field(default=512, description="Pooled connections, all replicas.")
+    max_connections: int = Field(
+        default=32,
+        description="Pooled connections, all replicas. Small on purpose: httpcore's pool does "
+        "work per request in proportion to its connections.",
+    )
+    commit_interval_s: float = Field(
+        default=0.5,
+        description="Offset commits at most this often: each is a broker write, and a replay "
+        "after a crash is cheap (past-deadline requests are skipped, replies are by request id).",
+    )
     dedupe_grace_s: float = Field(
         default=5.0, description="How long past its deadline a request id is remembered."
     )

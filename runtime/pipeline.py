@@ -1,0 +1,87 @@
+"""A consumer loop for request/reply traffic, where one slow message must not hold up others.
+
+The batch loop (runtime.consumer.ConsumerLoop) finishes a whole batch before it fetches again:
+right for workers whose effects are cheap and ordered by key, wrong for inference, where a model
+that hangs for its whole timeout would stall every request fetched with it. Here every message
+runs as its own task (at most `concurrency` at once; keys are not ordered), fetching goes on
+meanwhile, and offsets are committed every `commit_interval_s` up to the lowest unfinished
+offset of each partition, so at-least-once delivery still holds. Dead letters, retries and the
+halt after too many dead letters in a row are the batch loop's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from runtime.consumer import ConsumerHalted, ConsumerLoop
+
+
+class PipelinedConsumerLoop(ConsumerLoop):
+    """Every message its own task; periodic commits of what is finished in order."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; messages in flight finish and are committed first."""
+        gate = asyncio.Semaphore(self._config.concurrency)
+        self._done: dict[TopicPartition, dict[int, bool]] = defaultdict(dict)
+        self._halted: ConsumerHalted | None = None
+        tasks: set[asyncio.Task[None]] = set()
+        last_commit = time.monotonic()
+        try:
+            while not stop.is_set() and self._halted is None:
+                batch = await self._consumer.getmany(
+                    timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
+                )
+                for tp, records in batch.items():
+                    for record in records:
+                        await gate.acquire()
+                        self._done[tp][record.offset] = False
+                        task = asyncio.create_task(self._one(tp, record, gate))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                if batch:
+                    self._record_lag(batch)
+                if time.monotonic() - last_commit >= self._config.commit_interval_s:
+                    await self._commit_finished()
+                    last_commit = time.monotonic()
+        finally:
+            # Drain before unwinding: the messages in flight finish and their offsets commit.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._commit_finished()
+        if self._halted is not None:
+            raise self._halted
+
+    async def _one(
+        self, tp: TopicPartition, record: ConsumerRecord, gate: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self._handle_record(record)
+        except ConsumerHalted as exc:
+            self._halted = exc
+        finally:
+            self._done[tp][record.offset] = True
+            gate.release()
+
+    async def _commit_finished(self) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for tp, flags in self._done.items():
+            finished = _finished_prefix(flags)
+            if finished:
+                offsets[tp] = finished[-1] + 1
+                for offset in finished:
+                    del flags[offset]
+        if offsets:
+            await self._commit_offsets(offsets)
+
+
+def _finished_prefix(flags: dict[int, bool]) -> list[int]:
+    """The leading run of finished offsets (the dict is in offset order: fetch order)."""
+    out: list[int] = []
+    for offset, done in flags.items():
+        if not done:
+            break
+        out.append(offset)
+    return out
