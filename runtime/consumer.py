@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -199,3 +200,13 @@ class ConsumerLoop:
                 metrics.CONSUMER_LAG.labels(self._service, self._spec.name, tp.partition).set(
                     max(0, high - position)
                 )
+
+
+async def start_consumer(
+    stack: contextlib.AsyncExitStack, settings: BusSettings, spec: TopicSpec, group: str
+) -> AIOKafkaConsumer:
+    """A started consumer that the stack stops (leaving its group) when it unwinds."""
+    consumer = make_consumer(settings, spec, group)
+    await consumer.start()
+    stack.push_async_callback(consumer.stop)
+    return consumer

@@ -60,3 +60,13 @@ async def ensure_topics(
             log.info("created topics: %s", ", ".join(t.name for t in missing))
     finally:
         await admin.close()
+
+
+async def start_producer(
+    stack: contextlib.AsyncExitStack, settings: BusSettings, *, linger_ms: int = 0
+) -> AIOKafkaProducer:
+    """A started producer that the stack stops (flushing what is in flight) when it unwinds."""
+    producer = make_producer(settings, linger_ms=linger_ms)
+    await producer.start()
+    stack.push_async_callback(producer.stop)
+    return producer

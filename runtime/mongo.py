@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -48,3 +50,10 @@ async def ping(client: AsyncMongoClient[Doc]) -> bool:
     except TRANSIENT_MONGO_ERRORS:
         return False
     return True
+
+
+def mongo_on(stack: contextlib.AsyncExitStack, settings: BusSettings) -> AsyncMongoClient[Doc]:
+    """A client that the stack closes when it unwinds."""
+    client = open_mongo(settings)
+    stack.push_async_callback(client.close)
+    return client

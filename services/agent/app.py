@@ -9,7 +9,7 @@ import math
 import time
 
 from runtime import metrics
-from runtime.kafka import ensure_topics, make_producer
+from runtime.kafka import ensure_topics, start_producer
 from schemas.heartbeat import AgentHeartbeat
 from schemas.topics import HEARTBEATS
 from services.agent.bus import HeartbeatPublisher
@@ -32,9 +32,7 @@ async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
         collector = open_collector(settings)
         sync_stack.callback(collector.close)
         async with contextlib.AsyncExitStack() as stack:
-            producer = make_producer(settings, linger_ms=settings.linger_ms)
-            await producer.start()
-            stack.push_async_callback(producer.stop)
+            producer = await start_producer(stack, settings, linger_ms=settings.linger_ms)
             publisher = HeartbeatPublisher(producer, HEARTBEATS.named(settings.topic_prefix))
             await HeartbeatLoop(collector, publisher, settings.interval_s).run(stop)
 

@@ -7,9 +7,9 @@ import contextlib
 
 from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
-from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
-from runtime.kafka import ensure_topics, make_producer
-from runtime.mongo import database, open_mongo
+from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
+from runtime.kafka import ensure_topics, start_producer
+from runtime.mongo import database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.topics import ENQUEUE_REQUESTS, REGISTRY
 from services.enqueuer.clearml import ClearML
@@ -27,17 +27,12 @@ async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
     # Close order is the reverse of opening: the consumer stops (its last batch already
     # committed by the loop) before the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
-        mongo = open_mongo(settings)
-        stack.push_async_callback(mongo.close)
+        mongo = mongo_on(stack, settings)
         http = await stack.enter_async_context(
             open_session(settings.clearml_timeout_s, settings.concurrency)
         )
-        producer = make_producer(settings, linger_ms=settings.linger_ms)
-        await producer.start()
-        stack.push_async_callback(producer.stop)
-        consumer = make_consumer(settings, ENQUEUE_REQUESTS, settings.group)
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
+        producer = await start_producer(stack, settings, linger_ms=settings.linger_ms)
+        consumer = await start_consumer(stack, settings, ENQUEUE_REQUESTS, settings.group)
         clearml = ClearML(
             ClearMLClient(
                 http,

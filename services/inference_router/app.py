@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 
 from runtime import metrics
-from runtime.consumer import LoopConfig, make_consumer
-from runtime.kafka import ensure_topics, make_producer
-from runtime.mongo import database, open_mongo
+from runtime.consumer import LoopConfig, start_consumer
+from runtime.kafka import ensure_topics, start_producer
+from runtime.mongo import database, mongo_on
 from runtime.pipeline import PipelinedConsumerLoop
 from runtime.retry import RetryPolicy
 from schemas.topics import INFERENCE_REQUESTS, REGISTRY
@@ -31,17 +31,13 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
     # (its last batch already answered and committed by the loop), then notifications still in
     # flight, then the producer flushes and the HTTP and Mongo clients close.
     async with contextlib.AsyncExitStack() as stack:
-        mongo = open_mongo(settings)
-        stack.push_async_callback(mongo.close)
+        mongo = mongo_on(stack, settings)
         http = await stack.enter_async_context(open_http(settings))
-        producer = make_producer(settings, linger_ms=0)  # latency path: never wait to batch
-        await producer.start()
-        stack.push_async_callback(producer.stop)
+        # latency path: never wait to batch
+        producer = await start_producer(stack, settings, linger_ms=0)
         notifier = Notifier(producer, settings.topic_prefix, settings.breaker_cooldown_s)
         stack.push_async_callback(notifier.drain)
-        consumer = make_consumer(settings, INFERENCE_REQUESTS, settings.group)
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
+        consumer = await start_consumer(stack, settings, INFERENCE_REQUESTS, settings.group)
         db = database(mongo, settings)
         routes = RouteTable(MappingStore(db), settings, notifier.breaker_changed)
         model = ModelClient(http, settings.connect_timeout_s)

@@ -11,8 +11,8 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 
 from runtime.http import EdgeMiddleware, install_error_handlers, install_probes
-from runtime.kafka import ensure_topics, make_producer
-from runtime.mongo import database, open_mongo, ping
+from runtime.kafka import ensure_topics, start_producer
+from runtime.mongo import database, mongo_on, ping
 from schemas.topics import REGISTRY
 from services.ingest import admin, handlers, ondemand
 from services.ingest.auth import JwksVerifier
@@ -34,16 +34,14 @@ def create_app(settings: IngestSettings) -> FastAPI:
         # Opened in dependency order and closed in reverse: the producer flushes before the
         # Mongo client closes, so a request in flight either gets its ack or its 503.
         async with contextlib.AsyncExitStack() as stack:
-            mongo = open_mongo(settings)
-            stack.push_async_callback(mongo.close)
+            mongo = mongo_on(stack, settings)
             http = await stack.enter_async_context(httpx.AsyncClient())
             await ensure_topics(settings, REGISTRY)
             # Two producers: enqueue batches a little (linger) under load; inference never waits.
-            enqueue_producer = make_producer(settings, linger_ms=settings.enqueue_linger_ms)
-            inference_producer = make_producer(settings, linger_ms=0)
-            for producer in (enqueue_producer, inference_producer):
-                await producer.start()
-                stack.push_async_callback(producer.stop)
+            enqueue_producer = await start_producer(
+                stack, settings, linger_ms=settings.enqueue_linger_ms
+            )
+            inference_producer = await start_producer(stack, settings, linger_ms=0)
             replies = ReplyWaiter(settings)
             await replies.start()
             stack.push_async_callback(replies.stop)

@@ -10,9 +10,9 @@ from typing import Any
 
 from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
-from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
-from runtime.kafka import ensure_topics, make_producer
-from runtime.mongo import database, open_mongo
+from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
+from runtime.kafka import ensure_topics, start_producer
+from runtime.mongo import database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.base import utcnow
 from schemas.topics import REGISTRY, TASK_EVENTS
@@ -36,14 +36,11 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
     # Close order is the reverse of opening: both loops have returned (the consumer's last batch
     # committed, the poller's tick finished) before the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
-        mongo = open_mongo(settings)
-        stack.push_async_callback(mongo.close)
+        mongo = mongo_on(stack, settings)
         http = await stack.enter_async_context(
             open_session(settings.clearml_timeout_s, connections=8)
         )
-        producer = make_producer(settings)
-        await producer.start()
-        stack.push_async_callback(producer.stop)
+        producer = await start_producer(stack, settings)
         store = TaskLogStore(database(mongo, settings))
         # The scan comes before the consumer starts, so that no TaskEnqueued event can fall
         # between the two (see handlers.py for why older events are skipped).
@@ -52,9 +49,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         for watched in await retry.run(store.active, "start-up scan of enqueue_logs"):
             watch.add(watched)
         log.info("following %d active requests from MongoDB", len(watch))
-        consumer = make_consumer(settings, TASK_EVENTS, settings.group)
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
+        consumer = await start_consumer(stack, settings, TASK_EVENTS, settings.group)
         clearml = ClearML(
             ClearMLClient(
                 http,
