@@ -22,8 +22,10 @@ import base64
 from typing import Any
 
 import aiohttp
+from pydantic import Field, SecretStr
 
 from runtime.retry import PermanentError, RetriableError
+from runtime.settings import BusSettings
 
 API = "v2.23"
 
@@ -51,6 +53,17 @@ class ClearMLRejected(PermanentError):
         self.status, self.subcode, self.user_message = code, subcode, user_message
 
 
+class ClearMLSettings(BusSettings):
+    """Where ClearML's API is and how to log in: what a production install sets."""
+
+    clearml_api_host: str = Field(default="http://127.0.0.1:8008", description="ClearML API.")
+    clearml_access_key: str = Field(default="mlbus-dev-access", description="API access key.")
+    clearml_secret_key: SecretStr = Field(
+        default=SecretStr("mlbus-dev-secret"), description="API secret key."
+    )
+    clearml_timeout_s: float = Field(default=10.0, description="Per-call timeout.")
+
+
 def open_session(timeout_s: float, connections: int) -> aiohttp.ClientSession:
     """The pooled HTTP session a ClearML client runs on (close it when done)."""
     return aiohttp.ClientSession(
@@ -61,6 +74,16 @@ def open_session(timeout_s: float, connections: int) -> aiohttp.ClientSession:
 
 class ClearMLClient:
     """Calls the API with a cached token; re-logs in once on 401, like the SDK."""
+
+    @classmethod
+    def from_settings(cls, http: aiohttp.ClientSession, settings: ClearMLSettings) -> ClearMLClient:
+        """A client for the configured server."""
+        return cls(
+            http,
+            settings.clearml_api_host,
+            settings.clearml_access_key,
+            settings.clearml_secret_key.get_secret_value(),
+        )
 
     def __init__(self, http: aiohttp.ClientSession, host: str, access_key: str, secret_key: str):
         self._http, self._host = http, host.rstrip("/")

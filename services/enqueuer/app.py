@@ -33,14 +33,7 @@ async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
         )
         producer = await start_producer(stack, settings, linger_ms=settings.linger_ms)
         consumer = await start_consumer(stack, settings, ENQUEUE_REQUESTS, settings.group)
-        clearml = ClearML(
-            ClearMLClient(
-                http,
-                settings.clearml_api_host,
-                settings.clearml_access_key,
-                settings.clearml_secret_key.get_secret_value(),
-            )
-        )
+        clearml = ClearML(ClearMLClient.from_settings(http, settings))
         handler = EnqueueHandler(
             clearml, EnqueueLogStore(database(mongo, settings)), producer, settings.topic_prefix
         )

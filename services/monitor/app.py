@@ -50,14 +50,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             watch.add(watched)
         log.info("following %d active requests from MongoDB", len(watch))
         consumer = await start_consumer(stack, settings, TASK_EVENTS, settings.group)
-        clearml = ClearML(
-            ClearMLClient(
-                http,
-                settings.clearml_api_host,
-                settings.clearml_access_key,
-                settings.clearml_secret_key.get_secret_value(),
-            )
-        )
+        clearml = ClearML(ClearMLClient.from_settings(http, settings))
         loop = ConsumerLoop(
             service=SERVICE,
             settings=settings,
