@@ -2,7 +2,10 @@
 expiry and not-before checked under a small clock skew.
 
 The keys are fetched once, cached, and fetched again when a token names an unknown key id
-(rate-limited, so garbage key ids cannot make us hammer the issuer).
+(rate-limited, so garbage key ids cannot make us hammer the issuer). A token that verified is
+remembered until its own expiry (bounded LRU): Node-RED flows send the same token for minutes,
+and an RSA verification per request is the largest cost of authentication. Expiry is checked
+on every hit, so a remembered token is exactly as valid as a re-verified one.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,7 @@ from services.ingest.errors import unauthorized
 
 log = logging.getLogger(__name__)
 _MIN_REFRESH_S = 10.0
+_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,24 @@ class JwksVerifier:
         self._leeway, self._admin_roles, self._http = leeway_s, frozenset(admin_roles), http
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
         """The token's principal, or a 401 ApiError saying why not."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, expires = remembered
+            if time.time() < expires + self._leeway:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, expires = await self._verify(token)
+        self._verified[token] = (principal, expires)
+        if len(self._verified) > _REMEMBERED:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -75,7 +95,7 @@ class JwksVerifier:
             raise unauthorized("The access token is not valid yet.") from exc
         except jwt.PyJWTError as exc:
             raise unauthorized(f"The access token was rejected: {exc}.") from exc
-        return self._principal(claims)
+        return self._principal(claims), float(claims["exp"])
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         user = claims.get("preferred_username") or claims.get("username") or claims.get("sub")

@@ -3,6 +3,7 @@ audience, inside its validity window, gets through. The JWKS is served by a tran
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mlbus.devissuer import SigningKey
 from runtime.http import ApiError
-from services.ingest.auth import JwksVerifier
+from services.ingest.auth import JwksVerifier, Principal
 
 ISSUER = "http://keycloak.test/realms/snap4city"
 KEY = SigningKey.generate()
@@ -118,3 +119,24 @@ async def test_garbage_is_refused_without_a_crash() -> None:
 async def test_every_key_of_the_jwks_is_usable() -> None:
     v = verifier(keys=[KEY, OTHER])
     assert (await v.verify(OTHER.sign(ISSUER, "bob", []))).user == "bob"
+
+
+async def test_a_verified_token_is_remembered_until_it_expires() -> None:
+    v = verifier()
+    v._leeway = 0
+    token = KEY.sign(ISSUER, "alice", ["Manager"], exp=int(time.time()) + 1)
+    assert (await v.verify(token)).user == "alice"
+    calls = 0
+    real = v._verify
+
+    async def counting(t: str) -> tuple[Principal, float]:
+        nonlocal calls
+        calls += 1
+        return await real(t)
+
+    v._verify = counting
+    assert (await v.verify(token)).user == "alice"
+    assert calls == 0  # served from memory
+    await asyncio.sleep(max(0.0, int(time.time()) + 2 - time.time()))  # past its exp second
+    assert "expired" in await rejected(token, v)
+    assert calls == 1  # expired in memory, so verified again, and refused
