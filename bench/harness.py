@@ -24,7 +24,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def say(text: str) -> None:
     """Progress and results go to stdout."""
-    print(text, flush=True)
+    print(text, flush=True)  # noqa: T201 - a benchmark prints its table
 
 
 def pct(values: Sequence[float], p: float) -> float:

@@ -17,7 +17,7 @@ from mlbus.stack import INGEST_URL, ISSUER_URL, VAR
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    print(text, flush=True)  # noqa: T201 - the command's output
 
 
 def _admin_headers(args: argparse.Namespace) -> dict[str, str]:

@@ -110,7 +110,7 @@ def _processes(env: dict[str, str]) -> list[Proc]:
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    print(text, flush=True)  # noqa: T201 - the command's output
 
 
 class Stack:

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from(args)
     if args.once:
         setup_logging(SERVICE, settings.log_level)
-        print("\n".join(once_json(settings)))
+        print("\n".join(once_json(settings)))  # noqa: T201 - --once prints the heartbeat
         return 0
     return run_service(SERVICE, lambda stop: run(settings, stop), log_level=settings.log_level)
 
