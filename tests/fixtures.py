@@ -18,10 +18,18 @@ from services.enqueuer.app import run as run_enqueuer
 from services.enqueuer.settings import EnqueuerSettings
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from serving_node.testing import RunningNode, run_node
 from tests.conftest import Bus
 from tests.support import Issuer, ThreadedServer
 
 PARKING = DEMO_TEMPLATE_IDS["parking-occupancy-train"]
+
+
+@pytest.fixture
+def node() -> Iterator[RunningNode]:
+    """The demo serving node (ClearML Serving URL scheme) in a thread."""
+    with run_node() as running:
+        yield running
 
 
 @pytest.fixture

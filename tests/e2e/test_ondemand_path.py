@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
 from services.inference_router.app import run as run_router
 from services.inference_router.settings import InferenceRouterSettings
-from serving_node.testing import RunningNode, run_node
+from serving_node.testing import RunningNode
 from tests.conftest import Bus
 from tests.fixtures import Worker, running_worker
 from tests.support import Issuer
@@ -27,12 +26,6 @@ FEATURES = {
     "rain_mm": 0.0,
     "event_nearby": False,
 }
-
-
-@pytest.fixture
-def node() -> Iterator[RunningNode]:
-    with run_node() as running:
-        yield running
 
 
 def router_settings(bus: Bus) -> InferenceRouterSettings:

@@ -6,13 +6,12 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from serving_node.testing import RunningNode, run_node
+from serving_node.testing import RunningNode
 
 REPO = Path(__file__).resolve().parents[2]
 CAR_PARK = {
@@ -23,12 +22,6 @@ CAR_PARK = {
     "rain_mm": 0.0,
     "event_nearby": False,
 }
-
-
-@pytest.fixture
-def node() -> Iterator[RunningNode]:
-    with run_node() as running:
-        yield running
 
 
 async def test_prediction_and_health_over_http(node: RunningNode) -> None:
