@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union
@@ -32,6 +34,16 @@ P = TypeVar("P", bound=Model)
 def new_request_id() -> str:
     """A fresh request id: 32 lowercase hex characters (a UUID4 without dashes)."""
     return uuid.uuid4().hex
+
+
+def new_event_id() -> str:
+    """A fresh, time-ordered id: 12 hex digits of milliseconds since the epoch, then 20 random.
+
+    Ids made later sort later (to the millisecond), which is what resuming a stream "after the
+    last event seen" needs; the random part keeps them unique across producers.
+    """
+    millis = time.time_ns() // 1_000_000
+    return f"{millis:012x}{secrets.token_hex(10)}"
 
 
 def utcnow() -> datetime:

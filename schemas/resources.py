@@ -1,4 +1,6 @@
-"""Resource state per machine (mlbus.state.resources, compacted; key = machine id)."""
+"""Resource state: per machine (mlbus.state.resources) and per queue (mlbus.state.queues), both
+compacted, so a new reader gets the latest state of everything by reading the topic from the start.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from schemas.base import Model
+from schemas.base import Model, utcnow
 from schemas.heartbeat import GpuReading
 
 
@@ -20,3 +22,32 @@ class ResourceState(Model):
     workers: list[str] = Field(default_factory=list, description="ClearML worker ids on it.")
     queues: list[str] = Field(default_factory=list, description="Queues its workers serve.")
     current_tasks: list[str] = Field(default_factory=list, description="Running task ids.")
+    last_heartbeat: datetime | None = Field(
+        default=None, description="When the GPU agent last reported (UTC)."
+    )
+    cpu_pct: float | None = Field(default=None, description="Host CPU %.", examples=[23.5])
+    at: datetime = Field(default_factory=utcnow, description="When this state was computed.")
+
+
+class QueueState(Model):
+    """One ClearML queue: how long it is, who listens, and whether a GPU is free behind it."""
+
+    queue_id: str = Field(description="ClearML queue id.", examples=["2c9f4a7b1e3d"])
+    name: str = Field(description="Queue name.", examples=["gpu-a100"])
+    length: int = Field(description="Tasks waiting.", examples=[3], ge=0)
+    oldest_wait_s: float | None = Field(
+        default=None, description="Seconds the oldest entry has waited.", examples=[42.0]
+    )
+    avg_wait_s: float | None = Field(
+        default=None,
+        description="Average waiting time over the last minutes (queues.get_queue_metrics).",
+        examples=[12.5],
+    )
+    workers: list[str] = Field(default_factory=list, description="Worker ids listening on it.")
+    idle_workers: list[str] = Field(
+        default_factory=list, description="Listening workers that run no task now."
+    )
+    free_gpus: int = Field(
+        default=0, description="Free GPUs on the online machines of its idle workers.", ge=0
+    )
+    at: datetime = Field(default_factory=utcnow, description="When this state was computed.")

@@ -15,7 +15,7 @@ from schemas.heartbeat import AgentHeartbeat
 from schemas.inference import InferenceReplied, InferenceRequested
 from schemas.logs import RequestLogged
 from schemas.notifications import Notification
-from schemas.resources import ResourceState
+from schemas.resources import QueueState, ResourceState
 from schemas.tasks import TaskEvent
 
 DLQ = "mlbus.dlq"
@@ -56,6 +56,9 @@ HEARTBEATS = TopicSpec(
 RESOURCE_STATE = TopicSpec(
     "mlbus.state.resources", "machine id", 3, ResourceState, "ResourceState", compacted=True
 )
+QUEUE_STATE = TopicSpec(
+    "mlbus.state.queues", "queue id", 3, QueueState, "QueueState", compacted=True
+)
 NOTIFICATIONS = TopicSpec("mlbus.notifications", "subject", 3, Notification, "Notification")
 LOGS = TopicSpec("mlbus.logs", "request id", 3, RequestLogged, "RequestLogged")
 DEAD_LETTERS = TopicSpec(DLQ, "original key", 1, DeadLetter, "DeadLetter", dlq="")
@@ -77,6 +80,7 @@ REGISTRY: tuple[TopicSpec, ...] = (
     TASK_EVENTS,
     HEARTBEATS,
     RESOURCE_STATE,
+    QUEUE_STATE,
     NOTIFICATIONS,
     LOGS,
     DEAD_LETTERS,

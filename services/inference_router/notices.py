@@ -12,8 +12,9 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from schemas.base import utcnow
 from schemas.codec import encode, envelope_for
-from schemas.notifications import Notification, Severity
+from schemas.notifications import AlertStatus, Notification, Severity
 from schemas.topics import NOTIFICATIONS
 from services.inference_router.replicas import Replica
 
@@ -29,7 +30,9 @@ def breaker_notice(
         return Notification(
             kind="replica_down",
             severity=Severity.WARNING,
+            status=AlertStatus.FIRING,
             subject=subject,
+            fingerprint=f"replica_down:{subject}",
             message=(
                 f"Replica {replica.index} of serving machine {machine_id} failed repeatedly; "
                 f"it is out of rotation for {cooldown_s:g} s before it is tried again."
@@ -38,7 +41,10 @@ def breaker_notice(
     return Notification(
         kind="replica_up",
         severity=Severity.INFO,
+        status=AlertStatus.RESOLVED,
         subject=subject,
+        fingerprint=f"replica_down:{subject}",
+        resolved_at=utcnow(),
         message=f"Replica {replica.index} of serving machine {machine_id} answers again.",
     )
 
