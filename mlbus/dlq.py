@@ -12,24 +12,13 @@ import base64
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from runtime.kafka import partitions_of
 from schemas.codec import SchemaError, decode
 from schemas.dlq import DeadLetter
 from schemas.topics import DEAD_LETTERS
 
 REPLAY_GROUP = "mlbus-dlq-replay"
-
-
-async def _partitions(bootstrap: str, topic: str) -> list[int]:
-    """The topic's partitions (an unsubscribed consumer does not know them)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(int(p["partition"]) for d in described for p in d.get("partitions", []))
 
 
 async def _letters(
@@ -44,7 +33,7 @@ async def _letters(
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    partitions = [TopicPartition(topic, p) for p in await _partitions(bootstrap, topic)]
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
     consumer.assign(partitions)
     ends = await consumer.end_offsets(partitions)
     out: list[tuple[TopicPartition, int, DeadLetter | str]] = []

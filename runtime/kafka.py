@@ -70,3 +70,15 @@ async def start_producer(
     await producer.start()
     stack.push_async_callback(producer.stop)
     return producer
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The topic's partitions, asked of the broker (a consumer that assigns partitions itself,
+    without subscribing, does not learn them from its own metadata)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(int(p["partition"]) for d in described for p in d.get("partitions", []))

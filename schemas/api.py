@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from schemas.base import JSONValue, Model
+from schemas.notifications import Notification
 
 OPAQUE_ID = r"^[0-9a-f]{16,64}$"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
@@ -166,3 +167,12 @@ class EndpointMapping(Model):
     endpoint: str = Field(description="Endpoint name.")
     timeout_s: float = Field(description="Timeout, seconds.")
     created_at: datetime = Field(description="When it was registered.")
+
+
+class NotificationPage(Model):
+    """A page of stored notifications, newest first."""
+
+    items: list[Notification] = Field(description="Notifications, newest first.")
+    next_before: str | None = Field(
+        default=None, description="Pass as `before` for the next (older) page; None at the end."
+    )

@@ -36,14 +36,24 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def new_event_id() -> str:
-    """A fresh, time-ordered id: 12 hex digits of milliseconds since the epoch, then 20 random.
+_last_event = [0, 0]  # [milliseconds, sequence] of the last id this process made
 
-    Ids made later sort later (to the millisecond), which is what resuming a stream "after the
-    last event seen" needs; the random part keeps them unique across producers.
+
+def new_event_id() -> str:
+    """A fresh, time-ordered id: 12 hex digits of milliseconds since the epoch, a 6-digit
+    sequence within the millisecond, then 14 random digits (32 in all).
+
+    Ids made later sort later: strictly within a process, to the millisecond across processes.
+    That is what resuming a stream "after the last event seen" needs; the random part keeps
+    ids unique across producers.
     """
     millis = time.time_ns() // 1_000_000
-    return f"{millis:012x}{secrets.token_hex(10)}"
+    if millis <= _last_event[0]:
+        millis, sequence = _last_event[0], _last_event[1] + 1
+    else:
+        sequence = 0
+    _last_event[:] = [millis, sequence]
+    return f"{millis:012x}{sequence:06x}{secrets.token_hex(7)}"
 
 
 def utcnow() -> datetime:

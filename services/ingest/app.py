@@ -14,7 +14,7 @@ from runtime.http import EdgeMiddleware, install_error_handlers, install_probes
 from runtime.kafka import ensure_topics, start_producer
 from runtime.mongo import database, mongo_on, ping
 from schemas.topics import REGISTRY
-from services.ingest import admin, handlers, ondemand
+from services.ingest import admin, handlers, notifications, ondemand
 from services.ingest.auth import JwksVerifier
 from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
@@ -22,6 +22,7 @@ from services.ingest.mappings import MappingCache
 from services.ingest.replies import ReplyWaiter
 from services.ingest.settings import IngestSettings
 from services.ingest.store import ENDPOINTS, MACHINES, TASKS, IngestStore
+from services.ingest.stream import NotificationHub
 
 SERVICE = "ingest"
 
@@ -45,6 +46,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
             replies = ReplyWaiter(settings)
             await replies.start()
             stack.push_async_callback(replies.stop)
+            hub = NotificationHub(settings, settings.stream_buffer, settings.stream_queue)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
             store = IngestStore(database(mongo, settings))
             caches = (
                 MappingCache(store, TASKS, settings.mapping_refresh_s),
@@ -71,6 +75,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 inference_bus=Publisher(inference_producer, settings.topic_prefix),
                 replies=replies,
                 verifier=verifier,
+                notifications=hub,
             )
             app.state.producer, app.state.mongo = enqueue_producer, mongo
             yield
@@ -83,7 +88,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (handlers, admin, ondemand):
+    for module in (handlers, admin, ondemand, notifications):
         app.include_router(module.router)
 
     async def kafka_ready() -> bool:
@@ -99,6 +104,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
     async def replies_ready() -> bool:
         return hasattr(app.state, "ingest") and app.state.ingest.replies.running()
 
+    async def notifications_ready() -> bool:
+        return hasattr(app.state, "ingest") and app.state.ingest.notifications.running()
+
     async def issuer_ready() -> bool:
         return hasattr(app.state, "ingest") and await app.state.ingest.verifier.ready()
 
@@ -109,6 +117,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             "mongodb": mongo_ready,
             "issuer": issuer_ready,
             "replies": replies_ready,
+            "notifications": notifications_ready,
         },
     )
     app.add_middleware(EdgeMiddleware, service=SERVICE, max_body=settings.max_body_bytes)

@@ -15,6 +15,7 @@ from services.ingest.mappings import MappingCache
 from services.ingest.replies import ReplyWaiter
 from services.ingest.settings import IngestSettings
 from services.ingest.store import IngestStore
+from services.ingest.stream import NotificationHub
 
 _RECENT = 50_000
 
@@ -46,6 +47,7 @@ class Ingest:
     inference_bus: Publisher
     replies: ReplyWaiter
     verifier: JwksVerifier
+    notifications: NotificationHub
     recent: Recent = field(default_factory=Recent)
 
 

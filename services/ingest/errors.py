@@ -8,7 +8,8 @@ ApiError (runtime.http)
 ├── 409 mapping_exists        the template is already mapped
 ├── 413 body_too_large        body over the limit (runtime.http)
 ├── 422 invalid_request       malformed JSON or fields (runtime.http)
-└── 503 bus_unavailable       Kafka did not take the message (retriable for the client)
+├── 503 bus_unavailable       Kafka did not take the message (retriable for the client)
+└── 503 store_unavailable     MongoDB did not answer a read (retriable for the client)
 """
 
 from __future__ import annotations
@@ -35,4 +36,11 @@ def bus_unavailable() -> ApiError:
     """503: the message could not be published; nothing was accepted."""
     return ApiError(
         503, "bus_unavailable", "The request could not be accepted right now; try again shortly."
+    )
+
+
+def store_unavailable() -> ApiError:
+    """503: a read from MongoDB failed; nothing changed."""
+    return ApiError(
+        503, "store_unavailable", "The data could not be read right now; try again shortly."
     )

@@ -38,3 +38,9 @@ class IngestSettings(BusSettings):
         description="Producer linger on the enqueue path: batches produce requests under load "
         "(its latency target is p99 < 250 ms); the inference path keeps 0.",
     )
+    stream_buffer: int = Field(
+        default=5000, description="Notifications kept in memory for stream resume."
+    )
+    stream_queue: int = Field(
+        default=1000, description="Notifications a slow stream client may fall behind by."
+    )

@@ -55,6 +55,7 @@ TASKS = Kind("task_mappings", TaskMapping, ("task_id",), "task_id")
 MACHINES = Kind("serving_machines", ServingMachine, ("machine_id",), "machine_id")
 ENDPOINTS = Kind("endpoint_mappings", EndpointMapping, ("machine_id", "endpoint"))
 ENQUEUE_LOGS = "enqueue_logs"
+NOTIFICATIONS = "notifications"
 
 
 class IngestStore:
@@ -94,5 +95,22 @@ class IngestStore:
         """The request's log document, if the enqueuer has written it."""
         try:
             return await self._db[ENQUEUE_LOGS].find_one({"_id": request_id})
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def notifications(
+        self, user: str | None, *, after: str | None = None, before: str | None = None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Stored notifications by id (time order): `after` one, oldest first, or `before` one
+        (or the newest), newest first; only `user`'s when a user is given."""
+        query: dict[str, Any] = {} if user is None else {"user": user}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        elif before is not None:
+            query["_id"] = {"$lt": before}
+        order = 1 if after is not None else -1
+        try:
+            cursor = self._db[NOTIFICATIONS].find(query).sort("_id", order).limit(limit)
+            return [doc async for doc in cursor]
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
