@@ -193,7 +193,10 @@ class ConsumerLoop:
             log.warning("offset commit failed (%s); messages will be redelivered", exc)
 
     def _record_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        assigned = self._consumer.assignment()
         for tp in batch:
+            if tp not in assigned:  # revoked by a rebalance while the batch was handled
+                continue
             high = self._consumer.highwater(tp)
             if high is not None:
                 position = batch[tp][-1].offset + 1
