@@ -92,6 +92,7 @@ class Stack:
         self.issuer_url = f"http://127.0.0.1:{free_port()}"
         self.ingest_url = f"http://127.0.0.1:{free_port()}"
         self.realm = f"{self.issuer_url}/realms/mlbus"
+        self.extra_env: dict[str, str] = {}  # settings a benchmark adds for every service
 
     def env(self) -> dict[str, str]:
         return {
@@ -103,6 +104,12 @@ class Stack:
             "MLBUS_ENQUEUER_CLEARML_API_HOST": self.sim_url,
             "MLBUS_MONITOR_CLEARML_API_HOST": self.sim_url,
             "MLBUS_LOG_LEVEL": "WARNING",
+            # A benchmark is one user sending far more than a person would: no quotas.
+            "MLBUS_INGEST_RATE_QUOTAS": json.dumps(
+                {"enqueue": {"user": 10**9}, "ondemand": {"user": 10**9}}
+            ),
+            "MLBUS_INGEST_TASK_QUOTAS": json.dumps({"user": 10**9}),
+            **self.extra_env,
         }
 
     def spawn(self, name: str, *argv: str, env: dict[str, str] | None = None) -> Child:

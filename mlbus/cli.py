@@ -13,7 +13,8 @@ import httpx
 
 from mlbus.demo import dev_token
 from mlbus.devissuer import DEV_USERS
-from mlbus.stack import INGEST_URL, ISSUER_URL, VAR
+from mlbus.servers.keycloak import TokenError
+from mlbus.stack import INGEST_URL, ISSUER_URL
 
 
 def _say(text: str) -> None:
@@ -21,7 +22,7 @@ def _say(text: str) -> None:
 
 
 def _admin_headers(args: argparse.Namespace) -> dict[str, str]:
-    token = args.token or dev_token(VAR / "dev-issuer" / "key.pem", ISSUER_URL, "admin")
+    token = args.token or dev_token(ISSUER_URL, "admin")
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -89,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlbus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole local stack until Ctrl-C")
-    token = sub.add_parser("token", help="print an access token for a local dev user")
+    token = sub.add_parser(
+        "token", help="print an access token for a local user (from the stack's Keycloak)"
+    )
     token.add_argument("user", choices=sorted(DEV_USERS))
     add = _admin_parser(sub, "mappings", "task mappings (admin API)")
     add.add_argument("clearml_task_id")
@@ -120,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return up()
     if args.command == "token":
-        _say(dev_token(VAR / "dev-issuer" / "key.pem", ISSUER_URL, args.user))
+        try:
+            _say(dev_token(ISSUER_URL, args.user))
+        except TokenError as exc:
+            _say(f"mlbus: {exc} (is the local stack up? `make run`)")
+            return 1
         return 0
     if args.command in _KINDS:
         return cmd_admin(args)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 
 from clearml_sim.demo import DEMO_TEMPLATE_IDS
-from mlbus.devissuer import DEV_USERS, SigningKey
+from mlbus.devissuer import DEV_USERS
+from mlbus.servers.keycloak import password_grant
 
 #: The demo serving node stands for a ClearML Serving service task with this id.
 DEMO_SERVING_TASK = "5e7f0c1d9a2b4c3d8e6f7a1b2c3d4e5f"
@@ -21,14 +21,15 @@ DEMO_MAPPINGS = {
 }
 
 
-def dev_token(key_path: Path, issuer: str, user: str) -> str:
-    """A token for one of the dev users, signed with the local issuer's key."""
-    return SigningKey.load_or_create(key_path).sign(issuer, user, DEV_USERS[user][1])
+def dev_token(realm_url: str, user: str) -> str:
+    """A real token for one of the local realm's users, from the stack's Keycloak by the
+    password grant (TokenError when Keycloak does not answer: the stack is not up)."""
+    return password_grant(realm_url, user, DEV_USERS[user][0])
 
 
-def seed_demo(ingest: str, issuer: str, key_path: Path, say: Callable[[str], None]) -> None:
+def seed_demo(ingest: str, realm_url: str, say: Callable[[str], None]) -> None:
     """Map the demo templates once (later runs find them mapped) and print a first request."""
-    admin = {"Authorization": f"Bearer {dev_token(key_path, issuer, 'admin')}"}
+    admin = {"Authorization": f"Bearer {dev_token(realm_url, 'admin')}"}
     existing = httpx.get(f"{ingest}/v1/admin/task-mappings", headers=admin, timeout=10).json()
     mapped = {m["clearml_task_id"]: m["task_id"] for m in existing}
     for name, (queue, allowed) in DEMO_MAPPINGS.items():

@@ -1,9 +1,11 @@
 """A development token issuer with Keycloak's endpoint layout and token shape.
 
-It stands in for Snap4City's Keycloak in the local stack and the tests (issue 6 brings the real
-Keycloak): `/realms/<realm>/.well-known/openid-configuration`, `/protocol/openid-connect/certs`
-(JWKS) and `/protocol/openid-connect/token[/]` with the password grant for the dev users below.
-Tokens are RS256 JWTs with `preferred_username` and `realm_access.roles`, like Keycloak's.
+The tests that only need a token use it, and so do the benchmarks; the real Keycloak of
+deploy/keycloak (mlbus/servers/keycloak.py) takes ~15 s to start. It serves
+`/realms/<realm>/.well-known/openid-configuration`, `/protocol/openid-connect/certs` (JWKS) and
+`/protocol/openid-connect/token[/]` with the password grant for the dev users below. Tokens are
+RS256 JWTs with the claims of deploy/keycloak's realm: `preferred_username`, `realm_access.roles`,
+`roles`, audience `mlbus`, no `nbf`.
 Never use it in production: the users and passwords are public.
 """
 
@@ -92,17 +94,20 @@ class SigningKey:
     def sign(self, issuer: str, user: str, roles: list[str], **claims: Any) -> str:
         """A Keycloak-shaped access token."""
         now = int(time.time())
+        # The claims of an access token from deploy/keycloak's realm (Keycloak sets no `nbf`).
         body: dict[str, Any] = {
+            "exp": now + TOKEN_LIFETIME_S,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
             "iss": issuer,
+            "aud": "mlbus",
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, user)),
             "typ": "Bearer",
             "azp": "nodered-iotedge",
-            "iat": now,
-            "nbf": now,
-            "exp": now + TOKEN_LIFETIME_S,
-            "preferred_username": user,
             "realm_access": {"roles": roles},
-            "jti": uuid.uuid4().hex,
+            "scope": "profile email",
+            "roles": roles,
+            "preferred_username": user,
         }
         body.update(claims)
         return jwt.encode(body, self.private, algorithm="RS256", headers={"kid": self.kid})

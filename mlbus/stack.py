@@ -1,7 +1,7 @@
 """`mlbus up`: the whole local stack on local defaults, stopped cleanly by Ctrl-C.
 
-Real Kafka and FerretDB, the dev token issuer, the ClearML simulator, the demo serving node, and
-every mlbus service as its own process, each logging to var/logs/<name>.log.
+Real Kafka, FerretDB and Keycloak (deploy/keycloak's realm), the ClearML simulator, the demo
+serving node, and every mlbus service as its own process, each logging to var/logs/<name>.log.
 """
 
 from __future__ import annotations
@@ -15,14 +15,19 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from clearml_sim.demo import DEMO_AGENTS
 from mlbus.servers.ferretdb import FerretDBServer
 from mlbus.servers.kafka import KafkaServer
+from mlbus.servers.keycloak import KeycloakServer
 from mlbus.servers.process import REPO, Child, ServerError, port_open
 
 VAR = REPO / "var"
 ISSUER_PORT, SIM_PORT, NODE_PORT, INGEST_PORT = 8090, 8008, 8080, 8000
 ISSUER_URL = f"http://127.0.0.1:{ISSUER_PORT}/realms/mlbus"
 INGEST_URL = f"http://127.0.0.1:{INGEST_PORT}"
+#: The simulated GPU agent's machines are the simulator's demo agents' hosts ("gpu-box-01" of
+#: worker "gpu-box-01:gpu0"), so the monitor joins their heartbeats with the ClearML workers.
+DEMO_MACHINES = tuple(dict.fromkeys(worker.split(":", 1)[0] for worker, _, _ in DEMO_AGENTS))
 
 
 def _listens(port: int) -> Callable[[], bool]:
@@ -57,18 +62,6 @@ def _py(module: str, *args: str) -> list[str]:
 def _processes(env: dict[str, str]) -> list[Proc]:
     procs = [
         Proc(
-            "issuer",
-            _py(
-                "mlbus.devissuer",
-                "--port",
-                str(ISSUER_PORT),
-                "--key",
-                str(VAR / "dev-issuer" / "key.pem"),
-            ),
-            f"{ISSUER_URL} (dev tokens; Keycloak layout)",
-            _http_ok(f"{ISSUER_URL}/.well-known/openid-configuration"),
-        ),
-        Proc(
             "clearml-sim",
             _py("clearml_sim", "--port", str(SIM_PORT)),
             f"http://127.0.0.1:{SIM_PORT} (ClearML API simulator, demo agents)",
@@ -91,8 +84,9 @@ def _processes(env: dict[str, str]) -> list[Proc]:
         ("enqueuer", 9101, ()),
         ("monitor", 9102, ()),
         ("inference_router", 9103, ()),
-        ("notifier", 9104, ()),
-        ("agent", 9105, ("--simulate", "2")),
+        ("notifier", 9106, ()),
+        ("agent", 9105, ("--simulate", "2", "--names", ",".join(DEMO_MACHINES))),
+        ("logger", 9107, ()),
     ]
     for name, port, args in workers:
         if not (REPO / "services" / name / "__main__.py").exists():
@@ -119,11 +113,13 @@ class Stack:
     def __init__(self) -> None:
         self.kafka = KafkaServer(VAR / "kafka", port=9092)
         self.mongo = FerretDBServer(VAR / "ferretdb", port=27017)
+        self.keycloak = KeycloakServer(VAR / "keycloak", port=ISSUER_PORT)
         self.env = {
             "MLBUS_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "MLBUS_MONGO_URI": self.mongo.uri,
             "MLBUS_INGEST_JWKS_URL": f"{ISSUER_URL}/protocol/openid-connect/certs",
             "MLBUS_INGEST_ISSUER": ISSUER_URL,
+            "MLBUS_INGEST_AUDIENCE": self.keycloak.audience,
             "PYTHONUNBUFFERED": "1",
         }
         self.procs = _processes(self.env)
@@ -131,8 +127,16 @@ class Stack:
 
     def up(self) -> None:
         _say(f"mlbus: starting the local stack (data in {VAR}, logs in {VAR / 'logs'})")
+        # Keycloak takes longest (~10-15 s): launched first, waited for just before ingest.
+        launched = time.monotonic()
+        self.keycloak.launch()
         self._timed("kafka", self.kafka.bootstrap + " (Apache Kafka 4.1, KRaft)", self.kafka.start)
         self._timed("mongodb", self.mongo.uri + " (FerretDB 1.24, SQLite)", self.mongo.start)
+        self.keycloak.wait()
+        _say(
+            f"  {'keycloak':<16} ready in {time.monotonic() - launched:5.1f}s  "
+            f"{ISSUER_URL} (Keycloak 26, realm of deploy/keycloak)"
+        )
         for proc in self.procs:
             proc.child = Child(proc.name, proc.argv, VAR / "logs" / f"{proc.name}.log", self.env)
             self._timed(proc.name, proc.where, functools.partial(self._start, proc))
@@ -165,6 +169,7 @@ class Stack:
                 proc.child.stop()
         self.kafka.stop()
         self.mongo.stop()
+        self.keycloak.stop()
         _say("mlbus: stopped")
 
 
@@ -181,7 +186,7 @@ def up() -> int:
         signal.signal(sig, _interrupt)
     try:
         stack.up()
-        seed_demo(INGEST_URL, ISSUER_URL, VAR / "dev-issuer" / "key.pem", _say)
+        seed_demo(INGEST_URL, ISSUER_URL, _say)
         _say("mlbus is up. Ctrl-C stops everything.")
         stack.watch()
     except KeyboardInterrupt:

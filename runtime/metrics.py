@@ -35,6 +35,31 @@ MESSAGES_PUBLISHED = Counter(
     "mlbus_messages_published_total", "Messages published by producers.", ["service", "topic"]
 )
 
+POLL_FAILURES = Counter(
+    "mlbus_poll_failures_total", "Polls of an outside system that cost a tick.", ["service", "what"]
+)
+MACHINES = Gauge("mlbus_machines", "GPU machines known to the monitor, by state.", ["state"])
+LOG_FOLDS = Counter(
+    "mlbus_log_folds_total",
+    "Facts the logger folded into the read models (result: folded or duplicate).",
+    ["source", "result"],
+)
+LOG_PUBLISH_FAILURES = Counter(
+    "mlbus_log_publish_failures_total",
+    "RequestLogged messages that were not published.",
+    ["service"],
+)
+
+NOTIFICATIONS = Counter(
+    "mlbus_notifications_total", "Notifications the notifier published.", ["kind", "status"]
+)
+ALERTS_FIRING = Gauge("mlbus_alerts_firing", "Alerts told and not resolved yet.", ["kind"])
+WEBHOOK_DELIVERIES = Counter(
+    "mlbus_webhook_deliveries_total",
+    "Webhook POST attempts (outcome: delivered, unavailable, rejected).",
+    ["webhook", "outcome"],
+)
+
 
 def start_metrics(port: int) -> None:
     """Serve /metrics on 127.0.0.1:`port` for a worker (0: don't)."""

@@ -50,6 +50,11 @@ class EnqueueAccepted(Model):
     status: str = Field(description="Always 'queued' on success.", examples=["queued"])
     request_id: str = Field(description="Follow the request with this id.")
     queue: str = Field(description="The queue it will run on.", examples=["gpu-a100"])
+    queue_choice: str | None = Field(
+        default=None,
+        description="With queue_name 'auto': why mlbus chose this queue.",
+        examples=["auto: gpu-t4 has 1 free GPU now"],
+    )
 
 
 class TimelineEntry(Model):
@@ -69,6 +74,9 @@ class RequestStatus(Model):
     task_id: str | None = Field(default=None, description="Opaque task id.")
     queue: str | None = Field(default=None, description="Queue used.")
     queue_watched: bool | None = Field(default=None, description="A worker listens on it.")
+    queue_choice: str | None = Field(
+        default=None, description="With queue_name 'auto': why mlbus chose the queue."
+    )
     error: str | None = Field(default=None, description="What went wrong, in words.")
     timeline: list[TimelineEntry] = Field(default_factory=list, description="Oldest first.")
     admin: dict[str, JSONValue] | None = Field(
@@ -175,4 +183,80 @@ class NotificationPage(Model):
     items: list[Notification] = Field(description="Notifications, newest first.")
     next_before: str | None = Field(
         default=None, description="Pass as `before` for the next (older) page; None at the end."
+    )
+
+
+class MachineCounts(Model):
+    """How many GPU machines are up."""
+
+    online: int = Field(description="Machines with recent heartbeats or worker reports.", ge=0)
+    offline: int = Field(description="Known machines that stopped reporting.", ge=0)
+
+
+class GpuCounts(Model):
+    """GPUs of the online machines (an offline machine's GPUs are not counted)."""
+
+    total: int = Field(description="GPUs reported by online machines.", ge=0)
+    free: int = Field(description="Low load and memory now.", ge=0)
+    busy: int = Field(description="The others.", ge=0)
+
+
+class QueueSummary(Model):
+    """One queue, as `GET /v1/resources` shows it."""
+
+    name: str = Field(description="Queue name (what `queue_name` takes).", examples=["gpu-a100"])
+    length: int = Field(description="Tasks waiting.", ge=0, examples=[3])
+    oldest_wait_s: float | None = Field(
+        default=None, description="Seconds the oldest waiting task has waited.", examples=[42.0]
+    )
+    avg_wait_s: float | None = Field(
+        default=None, description="Average wait over the last minutes.", examples=[12.5]
+    )
+    workers: int = Field(description="Workers listening on it.", ge=0, examples=[2])
+    idle_workers: int = Field(description="Listening workers running nothing.", ge=0)
+    free_gpus: int = Field(description="Free GPUs behind its idle workers.", ge=0)
+    has_free_gpu: bool = Field(description="A task sent now would find a free GPU.")
+    worker_ids: list[str] | None = Field(
+        default=None, description="ClearML worker ids (admins and operators only)."
+    )
+
+
+class GpuSummary(Model):
+    """One GPU of a machine (admins and operators)."""
+
+    index: int = Field(description="NVML index.")
+    name: str = Field(description="Product name.")
+    utilization_pct: float | None = Field(default=None, description="Busy %.")
+    memory_used_mb: float | None = Field(default=None, description="Used MiB.")
+    memory_total_mb: float | None = Field(default=None, description="Total MiB.")
+    temperature_c: float | None = Field(default=None, description="Core °C.")
+
+
+class MachineSummary(Model):
+    """One machine with its real name and addresses (admins and operators)."""
+
+    machine_id: str = Field(description="Machine (host) name.", examples=["gpu-box-01"])
+    online: bool = Field(description="Reporting now.")
+    since: datetime = Field(description="When `online` last changed.")
+    workers: list[str] = Field(description="ClearML worker ids.")
+    ips: list[str] = Field(description="Addresses its workers report from.")
+    queues: list[str] = Field(description="Queues its workers serve.")
+    running_tasks: int = Field(description="Tasks its workers run now.", ge=0)
+    free_gpus: int = Field(description="Free GPUs now.", ge=0)
+    gpus: list[GpuSummary] = Field(description="Latest GPU readings.")
+    last_heartbeat: datetime | None = Field(default=None, description="Last GPU heartbeat.")
+
+
+class ResourcesView(Model):
+    """Where a task can run now: machines, GPUs and queues. Plain users get counts and queue
+    summaries; admins and operators also get machine names, worker ids and addresses."""
+
+    machines: MachineCounts = Field(description="Machines up and down.")
+    gpus: GpuCounts = Field(description="GPUs free and busy.")
+    queues: list[QueueSummary] = Field(description="Every queue, by name.")
+    machine_details: list[MachineSummary] | None = Field(
+        default=None, description="Per machine (admins and operators only)."
+    )
+    at: datetime | None = Field(
+        default=None, description="When the newest state was computed (None: no state yet)."
     )

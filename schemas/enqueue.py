@@ -26,3 +26,9 @@ class EnqueueTask(Model):
         description="Parameters; 'lr' goes to section General, 'Args/batch_size' to Args.",
         examples=[{"lr": 0.01, "Args/batch_size": 64}],
     )
+    queue_choice: str | None = Field(
+        default=None,
+        description="Why ingest chose this queue when the user asked for 'auto' (None: the "
+        "user named it, or it is the mapping's default); shown on the request's timeline.",
+        examples=["auto: gpu-t4 has 1 free GPU now"],
+    )

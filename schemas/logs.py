@@ -20,3 +20,8 @@ class RequestLogged(Model):
     latency_ms: float | None = Field(default=None, description="Time since accepted.")
     details: dict[str, JSONValue] = Field(default_factory=dict, description="Step details.")
     at: datetime = Field(default_factory=utcnow, description="When (UTC).")
+    accepted_at: datetime | None = Field(
+        default=None,
+        description="When ingest accepted the request (UTC): the log's sort key.",
+        examples=["2026-11-26T11:59:59.958Z"],
+    )

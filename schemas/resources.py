@@ -27,6 +27,20 @@ class ResourceState(Model):
     )
     cpu_pct: float | None = Field(default=None, description="Host CPU %.", examples=[23.5])
     at: datetime = Field(default_factory=utcnow, description="When this state was computed.")
+    free_gpus: int = Field(
+        default=0,
+        description="GPUs free by the monitor's rule (low load and memory); 0 when offline.",
+        examples=[1],
+        ge=0,
+    )
+    ips: list[str] = Field(
+        default_factory=list,
+        description="Addresses its workers report from (internal).",
+        examples=[["10.0.0.11"]],
+    )
+    last_worker_report: datetime | None = Field(
+        default=None, description="When one of its ClearML workers last reported (UTC)."
+    )
 
 
 class QueueState(Model):
@@ -51,3 +65,9 @@ class QueueState(Model):
         default=0, description="Free GPUs on the online machines of its idle workers.", ge=0
     )
     at: datetime = Field(default_factory=utcnow, description="When this state was computed.")
+    avg_length: float | None = Field(
+        default=None,
+        description="Average length over the same window; with `avg_wait_s` it gives the rate "
+        "at which the queue drains (Little's law).",
+        examples=[2.5],
+    )

@@ -15,6 +15,7 @@ from schemas.heartbeat import AgentHeartbeat
 from schemas.inference import InferenceReplied, InferenceRequested
 from schemas.logs import RequestLogged
 from schemas.notifications import Notification
+from schemas.notifier_state import NotifierState
 from schemas.resources import QueueState, ResourceState
 from schemas.tasks import TaskEvent
 
@@ -60,6 +61,9 @@ QUEUE_STATE = TopicSpec(
     "mlbus.state.queues", "queue id", 3, QueueState, "QueueState", compacted=True
 )
 NOTIFICATIONS = TopicSpec("mlbus.notifications", "subject", 3, Notification, "Notification")
+NOTIFIER_STATE = TopicSpec(
+    "mlbus.state.notifier", "state key", 1, NotifierState, "NotifierState", compacted=True
+)
 LOGS = TopicSpec("mlbus.logs", "request id", 3, RequestLogged, "RequestLogged")
 DEAD_LETTERS = TopicSpec(DLQ, "original key", 1, DeadLetter, "DeadLetter", dlq="")
 
@@ -82,6 +86,7 @@ REGISTRY: tuple[TopicSpec, ...] = (
     RESOURCE_STATE,
     QUEUE_STATE,
     NOTIFICATIONS,
+    NOTIFIER_STATE,
     LOGS,
     DEAD_LETTERS,
 )

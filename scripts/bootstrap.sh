@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a fresh clone: the Python environment (.venv), the Kafka jars and the FerretDB binary.
+# Prepares a fresh clone: the Python environment (.venv), the Kafka jars, the FerretDB binary and
+# Keycloak (its distribution and a Java 21+ JDK).
 # Caches live outside the repository (~/.cache/pip, ~/.m2, Go's caches, ~/.cache/mlbus), so a
 # second clone on the same machine is ready in seconds. Each step says what it does.
 set -euo pipefail
@@ -18,3 +19,4 @@ if [ ! -f "$stamp" ]; then
 fi
 bash deploy/kafka/fetch.sh >/dev/null
 bash deploy/ferretdb/build.sh >/dev/null
+bash deploy/keycloak/fetch.sh >/dev/null

@@ -8,17 +8,21 @@ prefix, consumer groups and database, so tests never see each other's messages.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from mlbus.devissuer import SigningKey, create_app
 from tests.support import Issuer, ThreadedServer
+
+if TYPE_CHECKING:
+    from mlbus.servers.keycloak import KeycloakServer
 
 _TIERS = ("unit", "integration", "e2e")
 
@@ -111,3 +115,20 @@ async def mongo_db(bus: Bus) -> AsyncIterator[object]:
     finally:
         await client.drop_database(bus.mongo_db)
         await client.close()
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Iterator[KeycloakServer]:
+    """The real Keycloak with deploy/keycloak's realm, started on first use only (once per
+    session; ~15-35 s on two cores) and stopped at the end. Most tests need just a token: they
+    take `issuer`."""
+    from mlbus.servers.keycloak import KeycloakServer
+
+    home = Path(tempfile.mkdtemp(prefix="mlbus-keycloak-"))
+    server = KeycloakServer(home)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)

@@ -38,13 +38,21 @@ def sim() -> Iterator[SimServer]:
         yield server
 
 
+#: Load tests send hundreds of requests as one user: quotas out of their way, except in the
+#: tests of quotas, which set their own.
+UNLIMITED = {
+    "rate_quotas": {"enqueue": {"user": 10**9}, "ondemand": {"user": 10**9}},
+    "task_quotas": {"user": 10**9},
+}
+
+
 def ingest_settings(bus: Bus, issuer: Issuer, **overrides: object) -> IngestSettings:
     return IngestSettings(
         **bus.settings(),
         jwks_url=issuer.jwks_url,
         issuer=issuer.issuer,
         instance="ingest-test",
-        **overrides,  # type: ignore[arg-type]
+        **{**UNLIMITED, **overrides},  # type: ignore[arg-type]
     )
 
 

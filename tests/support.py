@@ -35,7 +35,11 @@ class ThreadedServer:
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         app = self.app(self.url) if self.factory else self.app
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        # proxy_headers off, as in production: ingest decides itself whose X-Forwarded-For to
+        # believe (uvicorn would otherwise take it from any loopback peer).
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+        )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=self.name, daemon=True

@@ -1,5 +1,6 @@
-"""`python -m services.agent [--simulate N] [--machines M] [--machine-id ID] [--interval S]
-[--seed K] [--once]`: publish GPU heartbeats, or with `--once` print one and exit (no Kafka)."""
+"""`python -m services.agent [--simulate N] [--machines M] [--machine-id ID] [--names A,B]
+[--interval S] [--seed K] [--once]`: publish GPU heartbeats, or with `--once` print one and
+exit (no Kafka)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--simulate", type=int, metavar="N", help="N fake GPUs instead of NVML")
     p.add_argument("--machines", type=int, metavar="M", help="M simulated machines (<id>-<k>)")
     p.add_argument("--machine-id", metavar="ID", help="heartbeat key (default: host name)")
+    p.add_argument(
+        "--names",
+        dest="machine_names",
+        type=lambda text: tuple(n.strip() for n in text.split(",") if n.strip()),
+        metavar="A,B,..",
+        help="names of the simulated machines (instead of <id>-<k>)",
+    )
     p.add_argument("--interval", dest="interval_s", type=float, metavar="S", help="seconds")
     p.add_argument("--seed", type=int, help="seed of the simulation")
     p.add_argument("--once", action="store_true", help="print one heartbeat as JSON and exit")
@@ -30,7 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def settings_from(args: argparse.Namespace) -> AgentSettings:
     """Environment settings with the flags given on the command line laid over them."""
-    fields = ("simulate", "machines", "machine_id", "interval_s", "seed")
+    fields = ("simulate", "machines", "machine_id", "machine_names", "interval_s", "seed")
     overrides: dict[str, Any] = {
         k: getattr(args, k) for k in fields if getattr(args, k) is not None
     }

@@ -59,7 +59,10 @@ class Collector:
 
 
 def machine_ids(settings: AgentSettings) -> list[str]:
-    """`machine_id` itself, or `<machine_id>-1` .. `<machine_id>-M` for M simulated machines."""
+    """`machine_names` when given; else `machine_id` itself, or `<machine_id>-1` ..
+    `<machine_id>-M` for M simulated machines."""
+    if settings.machine_names:
+        return list(settings.machine_names)
     if settings.machines == 1:
         return [settings.machine_id]
     return [f"{settings.machine_id}-{k}" for k in range(1, settings.machines + 1)]

@@ -26,6 +26,11 @@ class AgentSettings(BusSettings):
     machines: int = Field(
         default=1, ge=1, description="Simulated machines from this process, `<machine_id>-<k>`."
     )
+    machine_names: tuple[str, ...] = Field(
+        default=(),
+        description="Names of the simulated machines, instead of `<machine_id>-<k>`: the host "
+        "part of ClearML worker ids, so the monitor joins heartbeats with workers.",
+    )
     seed: int | None = Field(default=None, description="Seed of the simulation; None: random.")
     linger_ms: int = Field(default=5, ge=0, description="Producer linger, to batch machines.")
     nvml_retry_reads: int = Field(
@@ -34,6 +39,6 @@ class AgentSettings(BusSettings):
 
     @model_validator(mode="after")
     def _machines_need_simulation(self) -> Self:
-        if self.machines > 1 and not self.simulate:
+        if (self.machines > 1 or len(self.machine_names) > 1) and not self.simulate:
             raise ValueError("machines > 1 needs simulate > 0: one process reads one real host")
         return self

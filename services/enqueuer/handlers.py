@@ -17,12 +17,14 @@ from aiokafka import AIOKafkaProducer
 
 from runtime.clearml import ClearMLRejected
 from runtime.retry import PermanentError
-from schemas.base import Envelope, utcnow
+from schemas.base import Envelope, JSONValue, utcnow
 from schemas.codec import encode, envelope_for
 from schemas.enqueue import EnqueueTask
+from schemas.logs import RequestLogged
 from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import TASK_EVENTS
 from services.enqueuer.clearml import ClearML
+from services.enqueuer.logbus import LogBus
 from services.enqueuer.params import to_hyperparams
 from services.enqueuer.store import SETTLED, EnqueueLogStore
 
@@ -42,6 +44,7 @@ class EnqueueHandler:
     ) -> None:
         self._clearml, self._store, self._producer = clearml, store, producer
         self._events_topic = TASK_EVENTS.named(prefix)
+        self._logbus = LogBus(producer, prefix, "enqueuer")
 
     async def __call__(self, env: Envelope[EnqueueTask]) -> None:
         prior = await self._store.claim(env)
@@ -59,6 +62,7 @@ class EnqueueHandler:
             watched = await self._enqueue(env, clone_id)
             latency["enqueue"] = _ms(started)
         await self._store.record_queued(env, clone_id, cloned_at, watched, latency)
+        await self._logged(env, "queued", {"queue": env.payload.queue_name})
         await self._event(env, TaskEventKind.ENQUEUED, clone_id=clone_id, queue_watched=watched)
 
     async def _clone(
@@ -103,7 +107,27 @@ class EnqueueHandler:
         else:
             message = "The cluster could not be reached in time; the request was not enqueued."
         await self._store.record_failed(env, message)
+        await self._logged(env, "failed", {"message": message})
         await self._event(env, TaskEventKind.ENQUEUE_FAILED, message=message)
+
+    async def _logged(
+        self, env: Envelope[EnqueueTask], status: str, details: dict[str, JSONValue]
+    ) -> None:
+        """The request's outcome for the logger (after the log write; never fails)."""
+        now = utcnow()
+        await self._logbus.logged(
+            RequestLogged(
+                request_id=env.id,
+                path="enqueue",
+                status=status,
+                user=env.user,
+                target=env.payload.task_id,
+                latency_ms=round((now - env.created_at).total_seconds() * 1000, 2),
+                details=details,
+                at=now,
+                accepted_at=env.created_at,
+            )
+        )
 
     async def _event(self, env: Envelope[EnqueueTask], kind: TaskEventKind, **fields: Any) -> None:
         p = env.payload

@@ -49,6 +49,7 @@ class EnqueueLogStore:
             "task_id": p.task_id,
             "template_task_id": p.template_task_id,
             "queue": p.queue_name,
+            "queue_choice": p.queue_choice,
             "accepted_at": env.created_at,
         }
 
@@ -66,7 +67,7 @@ class EnqueueLogStore:
                 **self._base(env),
                 "status": "accepted",
                 "updated_at": utcnow(),
-                "history": [_entry("accepted", env.created_at)],
+                "history": [_entry("accepted", env.created_at, env.payload.queue_choice)],
                 "latency_ms": {},
             }
             for env in envs

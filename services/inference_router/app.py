@@ -42,7 +42,12 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
         routes = RouteTable(MappingStore(db), settings, notifier.breaker_changed)
         model = ModelClient(http, settings.connect_timeout_s)
         handler = InferenceHandler(
-            routes, model, OnDemandLogStore(db), producer, dedupe_grace_s=settings.dedupe_grace_s
+            routes,
+            model,
+            OnDemandLogStore(db),
+            producer,
+            dedupe_grace_s=settings.dedupe_grace_s,
+            logs_prefix=settings.topic_prefix,
         )
         background = [
             asyncio.create_task(routes.keep_fresh(stop)),

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 from schemas.base import Envelope, utcnow
 from schemas.codec import encode, envelope_for
 from schemas.inference import InferenceRequested
+from schemas.logs import RequestLogged
 from schemas.topics import REPLY_TEMPLATE
 from services.inference_router import outcomes
 from services.inference_router.dedupe import DedupeCache
@@ -28,6 +29,7 @@ from services.inference_router.errors import (
     ModelTimedOut,
     ReplicaRefused,
 )
+from services.inference_router.logbus import LogBus
 from services.inference_router.model import ModelClient
 from services.inference_router.outcomes import Outcome
 from services.inference_router.routes import Route, RouteTable
@@ -55,10 +57,12 @@ class InferenceHandler:
         producer: AIOKafkaProducer,
         *,
         dedupe_grace_s: float = 5.0,
+        logs_prefix: str = "",
     ) -> None:
         self._routes, self._model, self._logs, self._producer = routes, model, logs, producer
         self._grace = dedupe_grace_s
         self._seen: DedupeCache[Outcome] = DedupeCache()
+        self._logbus = LogBus(producer, logs_prefix, "inference_router")
 
     async def __call__(self, env: Envelope[InferenceRequested]) -> None:
         consumed = utcnow()
@@ -68,6 +72,25 @@ class InferenceHandler:
             log.info("request delivered again; replying with the first outcome")
         await self._reply(env, outcome)
         await self._logs.record(env, outcome)
+        await self._logged(env, outcome)
+
+    async def _logged(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
+        """The call's outcome for the logger (after the log write; never fails)."""
+        p, reply = env.payload, outcome.reply
+        total = (outcome.finished_at - env.created_at).total_seconds() * 1000
+        await self._logbus.logged(
+            RequestLogged(
+                request_id=env.id,
+                path="ondemand",
+                status=outcome.status,
+                user=env.user,
+                target=f"{p.machine_id}/{p.endpoint}",
+                latency_ms=round(max(total, 0.0), 3),
+                details={"http_status": reply.http_status, "error_code": reply.error_code},
+                at=outcome.finished_at,
+                accepted_at=env.created_at,
+            )
+        )
 
     async def _handle(self, env: Envelope[InferenceRequested], consumed: datetime) -> Outcome:
         p = env.payload

@@ -48,6 +48,9 @@ def main() -> int:
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=10,
+        # Ingest decides whose X-Forwarded-For to believe (settings.trusted_proxies); uvicorn's
+        # own rewrite would trust any loopback peer's header before ingest sees the request.
+        proxy_headers=False,
     )
     _Server(config, app).run()
     return 0

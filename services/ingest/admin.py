@@ -20,6 +20,7 @@ from schemas.api import (
 )
 from schemas.base import utcnow
 from services.ingest import errors
+from services.ingest.audit import Audited, AuditTrail
 from services.ingest.auth import Principal
 from services.ingest.deps import Ingest, admin_principal, ingest_of
 from services.ingest.mappings import MappingCache, opaque_id
@@ -30,7 +31,9 @@ IngestDep = Annotated[Ingest, Depends(ingest_of)]
 Admin = Annotated[Principal, Depends(admin_principal)]
 
 
-async def _add(ingest: Ingest, kind: Kind[M], cache: MappingCache[M], mapping: M) -> M:
+async def _add(
+    ingest: Ingest, kind: Kind[M], cache: MappingCache[M], mapping: M, audit: AuditTrail
+) -> M:
     try:
         await ingest.store.add(kind, mapping)
     except MappingExists as exc:
@@ -39,13 +42,18 @@ async def _add(ingest: Ingest, kind: Kind[M], cache: MappingCache[M], mapping: M
             409, "mapping_exists", f"{key} is already mapped.", details={"id": key}
         ) from exc
     cache.put(mapping)
+    await audit.record("create", kind.collection, kind.key(mapping), None, mapping)
     return mapping
 
 
-async def _delete(kind: Kind[Any], cache: MappingCache[Any], ingest: Ingest, key: str) -> None:
+async def _delete(
+    kind: Kind[Any], cache: MappingCache[Any], ingest: Ingest, key: str, audit: AuditTrail
+) -> None:
+    before = await ingest.store.one(kind, key)
     if not await ingest.store.delete(kind, key):
         raise errors.not_found("mapping_not_found", f"Nothing is registered under {key}.")
     cache.drop(key)
+    await audit.record("delete", kind.collection, key, before, None)
 
 
 def _opaque(ingest: Ingest, real_id: str) -> str:
@@ -53,7 +61,9 @@ def _opaque(ingest: Ingest, real_id: str) -> str:
 
 
 @router.post("/task-mappings", status_code=201, response_model=TaskMapping)
-async def add_task_mapping(body: TaskMappingIn, ingest: IngestDep, who: Admin) -> TaskMapping:
+async def add_task_mapping(
+    body: TaskMappingIn, ingest: IngestDep, who: Admin, audit: Audited
+) -> TaskMapping:
     """Register a ClearML template under a new opaque id."""
     mapping = TaskMapping(
         task_id=_opaque(ingest, body.clearml_task_id),
@@ -64,7 +74,7 @@ async def add_task_mapping(body: TaskMappingIn, ingest: IngestDep, who: Admin) -
         created_at=utcnow(),
         created_by=who.user,
     )
-    return await _add(ingest, TASKS, ingest.tasks, mapping)
+    return await _add(ingest, TASKS, ingest.tasks, mapping, audit)
 
 
 @router.get("/task-mappings", response_model=list[TaskMapping])
@@ -74,14 +84,14 @@ async def list_task_mappings(ingest: IngestDep, who: Admin) -> list[TaskMapping]
 
 
 @router.delete("/task-mappings/{task_id}", status_code=204)
-async def delete_task_mapping(task_id: str, ingest: IngestDep, who: Admin) -> None:
+async def delete_task_mapping(task_id: str, ingest: IngestDep, who: Admin, audit: Audited) -> None:
     """Unregister a task; requests already on the bus still complete."""
-    await _delete(TASKS, ingest.tasks, ingest, task_id)
+    await _delete(TASKS, ingest.tasks, ingest, task_id, audit)
 
 
 @router.post("/serving-machines", status_code=201, response_model=ServingMachine)
 async def add_serving_machine(
-    body: ServingMachineIn, ingest: IngestDep, who: Admin
+    body: ServingMachineIn, ingest: IngestDep, who: Admin, audit: Audited
 ) -> ServingMachine:
     """Register a ClearML Serving service and its replicas under a new opaque machine id."""
     bad = [u for u in body.base_urls if not u.startswith(("http://", "https://"))]
@@ -95,7 +105,7 @@ async def add_serving_machine(
         created_at=utcnow(),
         created_by=who.user,
     )
-    return await _add(ingest, MACHINES, ingest.machines, machine)
+    return await _add(ingest, MACHINES, ingest.machines, machine, audit)
 
 
 @router.get("/serving-machines", response_model=list[ServingMachine])
@@ -105,20 +115,22 @@ async def list_serving_machines(ingest: IngestDep, who: Admin) -> list[ServingMa
 
 
 @router.delete("/serving-machines/{machine_id}", status_code=204)
-async def delete_serving_machine(machine_id: str, ingest: IngestDep, who: Admin) -> None:
+async def delete_serving_machine(
+    machine_id: str, ingest: IngestDep, who: Admin, audit: Audited
+) -> None:
     """Unregister a serving machine."""
-    await _delete(MACHINES, ingest.machines, ingest, machine_id)
+    await _delete(MACHINES, ingest.machines, ingest, machine_id, audit)
 
 
 @router.post("/endpoint-mappings", status_code=201, response_model=EndpointMapping)
 async def add_endpoint_mapping(
-    body: EndpointMappingIn, ingest: IngestDep, who: Admin
+    body: EndpointMappingIn, ingest: IngestDep, who: Admin, audit: Audited
 ) -> EndpointMapping:
     """Make an endpoint of a registered serving machine callable."""
     if await ingest.machines.get(body.machine_id) is None:
         raise errors.not_found("machine_not_found", f"No serving machine {body.machine_id}.")
     mapping = EndpointMapping(**body.model_dump(), created_at=utcnow())
-    return await _add(ingest, ENDPOINTS, ingest.endpoints, mapping)
+    return await _add(ingest, ENDPOINTS, ingest.endpoints, mapping, audit)
 
 
 @router.get("/endpoint-mappings", response_model=list[EndpointMapping])
@@ -129,7 +141,7 @@ async def list_endpoint_mappings(ingest: IngestDep, who: Admin) -> list[Endpoint
 
 @router.delete("/endpoint-mappings/{machine_id}/{endpoint}", status_code=204)
 async def delete_endpoint_mapping(
-    machine_id: str, endpoint: str, ingest: IngestDep, who: Admin
+    machine_id: str, endpoint: str, ingest: IngestDep, who: Admin, audit: Audited
 ) -> None:
     """Make an endpoint uncallable."""
-    await _delete(ENDPOINTS, ingest.endpoints, ingest, f"{machine_id}/{endpoint}")
+    await _delete(ENDPOINTS, ingest.endpoints, ingest, f"{machine_id}/{endpoint}", audit)

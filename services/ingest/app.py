@@ -14,12 +14,25 @@ from runtime.http import EdgeMiddleware, install_error_handlers, install_probes
 from runtime.kafka import ensure_topics, start_producer
 from runtime.mongo import database, mongo_on, ping
 from schemas.topics import REGISTRY
-from services.ingest import admin, handlers, notifications, ondemand
+from services.ingest import (
+    admin,
+    audit,
+    dashboard,
+    handlers,
+    logs,
+    notifications,
+    ondemand,
+    resources,
+)
+from services.ingest.access import NetworkGate, RefusalCounter
 from services.ingest.auth import JwksVerifier
 from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
+from services.ingest.guard import Guard, policy_from
 from services.ingest.mappings import MappingCache
+from services.ingest.refusals import refusal_reporter
 from services.ingest.replies import ReplyWaiter
+from services.ingest.resources import ResourceReadModel
 from services.ingest.settings import IngestSettings
 from services.ingest.store import ENDPOINTS, MACHINES, TASKS, IngestStore
 from services.ingest.stream import NotificationHub
@@ -59,14 +72,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 await cache.load()
                 refresher = asyncio.create_task(cache.refresh_forever())
                 stack.callback(refresher.cancel)
-            verifier = JwksVerifier(
-                jwks_url=settings.jwks_url,
-                issuer=settings.issuer,
-                audience=settings.audience,
-                leeway_s=settings.leeway_s,
-                admin_roles=settings.admin_roles,
-                http=http,
-            )
+            verifier = JwksVerifier.from_settings(settings, http)
             app.state.ingest = Ingest(
                 settings,
                 store,
@@ -76,8 +82,12 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 replies=replies,
                 verifier=verifier,
                 notifications=hub,
+                guard=Guard(settings, store.enqueue_status),
             )
             app.state.producer, app.state.mongo = enqueue_producer, mongo
+            app.state.resources = ResourceReadModel(
+                database(mongo, settings), settings.resources_cache_s
+            )
             yield
 
     app = FastAPI(
@@ -88,8 +98,10 @@ def create_app(settings: IngestSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (handlers, admin, ondemand, notifications):
+    for module in (handlers, admin, ondemand, notifications, resources):
         app.include_router(module.router)
+    for router in (logs.admin_router, logs.user_router, dashboard.router, audit.router):
+        app.include_router(router)
 
     async def kafka_ready() -> bool:
         try:
@@ -119,6 +131,18 @@ def create_app(settings: IngestSettings) -> FastAPI:
             "replies": replies_ready,
             "notifications": notifications_ready,
         },
+    )
+    # Inside EdgeMiddleware (added after it, so it runs after it): a refused request still gets
+    # its request id and counts in the HTTP metrics.
+    policy = policy_from(settings)  # a bad CIDR fails here, at start-up, with its name
+    app.add_middleware(
+        NetworkGate,
+        policy=lambda: policy,
+        on_refused=refusal_reporter(
+            app,
+            RefusalCounter(settings.refusal_alert_count, settings.refusal_alert_window_s),
+            settings,
+        ),
     )
     app.add_middleware(EdgeMiddleware, service=SERVICE, max_body=settings.max_body_bytes)
     return app

@@ -6,6 +6,10 @@ The keys are fetched once, cached, and fetched again when a token names an unkno
 remembered until its own expiry (bounded LRU): Node-RED flows send the same token for minutes,
 and an RSA verification per request is the largest cost of authentication. Expiry is checked
 on every hit, so a remembered token is exactly as valid as a re-verified one.
+
+Only access tokens pass: a Keycloak ID or refresh token (`typ` other than `Bearer`) is refused.
+Who the caller is comes from `preferred_username`, what they may do from their roles (roles.py).
+Tokens are never logged, stored (beyond this process's memory) or echoed in an error.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import jwt
 from jwt.algorithms import RSAAlgorithm
 
 from services.ingest.errors import unauthorized
+from services.ingest.roles import ADMIN, OPERATOR, RoleMap
+from services.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 _MIN_REFRESH_S = 10.0
@@ -30,11 +36,18 @@ _REMEMBERED = 10_000
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling."""
+    """Who is calling: the user name, the token's roles that count (Keycloak's names, e.g.
+    `AreaManager`), and the mlbus roles they grant (`admin`, `operator`, `user`)."""
 
     user: str
     roles: frozenset[str]
     is_admin: bool
+    grants: frozenset[str] = frozenset({"user"})
+
+    @property
+    def is_operator(self) -> bool:
+        """Sees every notification and the resource state (admins do too)."""
+        return self.is_admin or OPERATOR in self.grants
 
 
 class JwksVerifier:
@@ -47,14 +60,28 @@ class JwksVerifier:
         issuer: str,
         audience: str | None,
         leeway_s: int,
-        admin_roles: tuple[str, ...],
+        admin_roles: tuple[str, ...] = (),
         http: httpx.AsyncClient,
+        role_map: RoleMap | None = None,
     ) -> None:
         self._url, self._issuer, self._audience = jwks_url, issuer, audience
-        self._leeway, self._admin_roles, self._http = leeway_s, frozenset(admin_roles), http
+        self._leeway, self._http = leeway_s, http
+        self._roles = role_map or RoleMap.of(extra_admin_roles=admin_roles)
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings, http: httpx.AsyncClient) -> JwksVerifier:
+        """The verifier that the settings describe (issuer, audience, skew, role mapping)."""
+        return cls(
+            jwks_url=settings.jwks_url,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            leeway_s=settings.leeway_s,
+            http=http,
+            role_map=RoleMap.of(settings.role_map, settings.role_clients, settings.admin_roles),
+        )
 
     async def verify(self, token: str) -> Principal:
         """The token's principal, or a 401 ApiError saying why not."""
@@ -98,14 +125,14 @@ class JwksVerifier:
         return self._principal(claims), float(claims["exp"])
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
+        if claims.get("typ", "Bearer") != "Bearer":
+            raise unauthorized("The token is not an access token.")
         user = claims.get("preferred_username") or claims.get("username") or claims.get("sub")
-        if not user:
+        if not user or not isinstance(user, str):
             raise unauthorized("The access token names no user.")
-        roles = set(claims.get("realm_access", {}).get("roles", []))
-        for client in (claims.get("resource_access") or {}).values():
-            roles.update(client.get("roles", []))
-        roles.update(claims.get("roles", []) if isinstance(claims.get("roles"), list) else [])
-        return Principal(str(user), frozenset(roles), bool(roles & self._admin_roles))
+        roles = self._roles.token_roles(claims)
+        grants = self._roles.grants_of(roles)
+        return Principal(user, roles, ADMIN in grants, grants)
 
     async def _key(self, kid: str) -> Any:
         if kid not in self._keys and time.monotonic() - self._fetched_at > _MIN_REFRESH_S:

@@ -11,6 +11,7 @@ from schemas.api import EndpointMapping, ServingMachine, TaskMapping
 from services.ingest.auth import JwksVerifier, Principal
 from services.ingest.bus import Publisher
 from services.ingest.errors import forbidden, unauthorized
+from services.ingest.guard import Guard
 from services.ingest.mappings import MappingCache
 from services.ingest.replies import ReplyWaiter
 from services.ingest.settings import IngestSettings
@@ -48,6 +49,7 @@ class Ingest:
     replies: ReplyWaiter
     verifier: JwksVerifier
     notifications: NotificationHub
+    guard: Guard
     recent: Recent = field(default_factory=Recent)
 
 
@@ -63,7 +65,10 @@ async def bearer_principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized("Send an access token in the Authorization header: 'Bearer <token>'.")
-    return await ingest_of(request).verifier.verify(token.strip())
+    ingest = ingest_of(request)
+    principal = await ingest.verifier.verify(token.strip())
+    ingest.guard.check_network(request, principal)
+    return principal
 
 
 async def admin_principal(request: Request) -> Principal:

@@ -19,6 +19,8 @@ from schemas.topics import ENQUEUE_REQUESTS
 from services.ingest import errors
 from services.ingest.auth import Principal
 from services.ingest.deps import Ingest, bearer_principal, ingest_of
+from services.ingest.queue_choice import AUTO
+from services.ingest.resources import auto_queue
 from services.ingest.status import request_status
 
 router = APIRouter()
@@ -38,14 +40,20 @@ async def _enqueue(
     mapping = await ingest.tasks.get(task_id)
     if mapping is None:
         raise errors.not_found("task_not_found", f"No task is registered under id {task_id}.")
-    chosen = queue or mapping.default_queue
+    choice = await auto_queue(request, mapping) if queue == AUTO else None
+    chosen = choice.queue if choice is not None else queue or mapping.default_queue
     if chosen != mapping.default_queue and chosen not in mapping.allowed_queues:
         allowed = ", ".join(sorted({mapping.default_queue, *mapping.allowed_queues}))
         raise errors.forbidden(
             "queue_not_allowed", f"This task may not run on queue '{chosen}'. Allowed: {allowed}."
         )
+    reason = choice.reason if choice is not None else None
     payload = EnqueueTask(
-        task_id=task_id, template_task_id=mapping.clearml_task_id, queue_name=chosen, input=params
+        task_id=task_id,
+        template_task_id=mapping.clearml_task_id,
+        queue_name=chosen,
+        input=params,
+        queue_choice=reason,
     )
     rid = request.state.request_id
     envelope = envelope_for(
@@ -57,15 +65,35 @@ async def _enqueue(
     )
     await ingest.enqueue_bus.publish(ENQUEUE_REQUESTS, envelope)
     ingest.recent.add(rid, who.user, task_id, chosen, envelope.created_at.isoformat())
-    return EnqueueAccepted(status="queued", request_id=rid, queue=chosen)
+    return EnqueueAccepted(status="queued", request_id=rid, queue=chosen, queue_choice=reason)
+
+
+async def _admitted(
+    ingest: Ingest,
+    request: Request,
+    who: Principal,
+    *,
+    task_id: str,
+    queue: str | None,
+    params: dict[str, JSONValue],
+) -> EnqueueAccepted:
+    """Quotas and per-role networks first; a task slot taken for a request that then fails
+    (unknown task, bus down) is given back."""
+    await ingest.guard.admit(request, who, "enqueue")
+    try:
+        return await _enqueue(ingest, request, who, task_id=task_id, queue=queue, params=params)
+    except BaseException:
+        ingest.guard.release(who, request.state.request_id)
+        raise
 
 
 @router.post("/v1/enqueue", status_code=202, response_model=EnqueueAccepted, tags=["enqueue"])
 async def enqueue(
     body: EnqueueRequest, request: Request, ingest: IngestDep, who: User
 ) -> EnqueueAccepted:
-    """Start a training run of the task mapped to `task_id`, with `input` as parameters."""
-    return await _enqueue(
+    """Start a training run of the task mapped to `task_id`, with `input` as parameters.
+    `queue_name: "auto"` lets mlbus pick the allowed queue where it would start soonest."""
+    return await _admitted(
         ingest, request, who, task_id=body.task_id, queue=body.queue_name, params=body.input
     )
 
@@ -81,7 +109,7 @@ async def compat_enqueue(
 ) -> EnqueueAccepted:
     """The Snap4City Node-RED enqueue node's call: token in the body, `status: queued` back."""
     who = await ingest.verifier.verify(body.access_token)
-    return await _enqueue(
+    return await _admitted(
         ingest, request, who, task_id=body.task_id, queue=body.queue, params=body.params or {}
     )
 

@@ -30,15 +30,13 @@ IngestDep = Annotated[Ingest, Depends(ingest_of)]
 User = Annotated[Principal, Depends(bearer_principal)]
 
 EVENT_ID = r"^[0-9a-f]{32}$"
-#: Token roles that see every notification besides admins (Snap4City's AreaManager).
-OPERATOR_ROLES = frozenset({"AreaManager", "operator"})
 KEEPALIVE_S = 15.0
 _BACKLOG_LIMIT = 1000
 
 
 def sees_all(who: Principal) -> bool:
     """Admins and operators see every notification."""
-    return who.is_admin or bool(who.roles & OPERATOR_ROLES)
+    return who.is_operator  # admins are operators too
 
 
 def filter_for(who: Principal) -> Accepts:

@@ -43,6 +43,7 @@ async def _call(
     version: str | None,
     body: JSONValue,
 ) -> InferenceReplied:
+    await ingest.guard.admit(request, who, "ondemand")
     if await ingest.machines.get(machine_id) is None:
         raise errors.not_found("machine_not_found", f"No serving machine {machine_id} exists.")
     mapping = await ingest.endpoints.get(f"{machine_id}/{endpoint}")

@@ -30,6 +30,7 @@ async def request_status(ingest: Ingest, request_id: str, who: Principal) -> Req
         task_id=doc.get("task_id"),
         queue=doc.get("queue"),
         queue_watched=doc.get("queue_watched"),
+        queue_choice=doc.get("queue_choice"),
         error=doc.get("error"),
         timeline=[TimelineEntry(**h) for h in doc.get("history", [])],
         admin=admin,

@@ -98,6 +98,14 @@ class IngestStore:
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
 
+    async def enqueue_status(self, request_id: str) -> str | None:
+        """The request's status, or None when unknown or unreadable (counted as still active)."""
+        try:
+            doc = await self._db[ENQUEUE_LOGS].find_one({"_id": request_id}, {"status": 1})
+        except TRANSIENT_MONGO_ERRORS:
+            return None
+        return str(doc["status"]) if doc else None
+
     async def notifications(
         self, user: str | None, *, after: str | None = None, before: str | None = None, limit: int
     ) -> list[dict[str, Any]]:

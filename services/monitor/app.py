@@ -1,4 +1,5 @@
-"""Wiring of the monitor: Kafka, MongoDB, ClearML, the task-events consumer and the poller."""
+"""Wiring of the monitor: Kafka, MongoDB, ClearML, the task-events consumer and the poller;
+the heartbeat feed and the resource poller (resource and queue state)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,26 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from pymongo.asynchronous.database import AsyncDatabase
+
 from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
 from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
 from runtime.kafka import ensure_topics, start_producer
-from runtime.mongo import database, mongo_on
+from runtime.mongo import Doc, database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.base import utcnow
 from schemas.topics import REGISTRY, TASK_EVENTS
 from services.monitor.clearml import ClearML
-from services.monitor.events import EventPublisher
+from services.monitor.events import EventPublisher, StatePublisher
 from services.monitor.handlers import TaskEventHandler
+from services.monitor.heartbeats import HeartbeatFeed
 from services.monitor.lifecycle import WatchSet
 from services.monitor.poller import Poller
+from services.monitor.readmodels import ReadModelStore
+from services.monitor.resource_poller import ResourcePoller, ResourceRules
+from services.monitor.resources import FreeRule
 from services.monitor.settings import MonitorSettings
 from services.monitor.store import TaskLogStore
 
@@ -33,8 +41,8 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
     metrics.start_metrics(settings.metrics_port)
     await ensure_topics(settings, REGISTRY)
     retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
-    # Close order is the reverse of opening: both loops have returned (the consumer's last batch
-    # committed, the poller's tick finished) before the producer flushes and the clients close.
+    # Close order is the reverse of opening: every loop has returned (the consumer's last batch
+    # committed, the pollers' ticks finished) before the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
         mongo = mongo_on(stack, settings)
         http = await stack.enter_async_context(
@@ -63,14 +71,58 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         poller = Poller(
             clearml, store, EventPublisher(producer, settings.topic_prefix), watch, settings.poll_s
         )
-        await _run_both(loop.run(stop), poller.run(stop), stop)
+        loops = {}
+        if settings.resources:
+            db = database(mongo, settings)
+            loops = await _resource_loops(
+                stack, settings, clearml=clearml, producer=producer, db=db, stop=stop
+            )
+        await _run_all({"consume": loop.run(stop), "poll": poller.run(stop), **loops}, stop)
 
 
-async def _run_both(
-    consume: Coroutine[Any, Any, None], poll: Coroutine[Any, Any, None], stop: asyncio.Event
-) -> None:
-    """Run the two loops; when one fails, stop the other cleanly, then raise the failure."""
-    tasks = [asyncio.create_task(consume, name="consume"), asyncio.create_task(poll, name="poll")]
+async def _resource_loops(
+    stack: contextlib.AsyncExitStack,
+    settings: MonitorSettings,
+    *,
+    clearml: ClearML,
+    producer: AIOKafkaProducer,
+    db: AsyncDatabase[Doc],
+    stop: asyncio.Event,
+) -> dict[str, Coroutine[Any, Any, None]]:
+    """The heartbeat feed and the resource poller (see heartbeats.py and resource_poller.py)."""
+    feed = HeartbeatFeed(settings, settings.heartbeat_lookback_s)
+    await feed.start()
+    stack.push_async_callback(feed.stop)
+    readmodels = ReadModelStore(db)
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    previous = await retry.run(readmodels.machines, "start-up read of resources")
+    rules = ResourceRules(
+        poll_s=settings.resource_poll_s,
+        refresh_s=settings.resource_refresh_s,
+        missed=settings.heartbeat_missed,
+        worker_fresh_s=settings.worker_fresh_s,
+        free=FreeRule(settings.free_gpu_util_pct, settings.free_gpu_memory_pct),
+        metrics_window_s=settings.queue_metrics_window_s,
+        metrics_interval_s=settings.queue_metrics_interval_s,
+    )
+    poller = ResourcePoller(
+        clearml,
+        feed.book.latest,
+        StatePublisher(producer, settings.topic_prefix),
+        readmodels.put,
+        rules,
+        retry=RetryPolicy(
+            attempts=settings.resource_retry_attempts, cap_s=settings.resource_poll_s / 4
+        ),
+        previous=previous,
+    )
+    log.info("resource state: every %.1fs, %d machines known", rules.poll_s, len(previous))
+    return {"heartbeats": feed.run(stop), "resources": poller.run(stop)}
+
+
+async def _run_all(loops: dict[str, Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
+    """Run the loops; when one fails, stop the others cleanly, then raise the failure."""
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:

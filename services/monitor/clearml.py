@@ -32,3 +32,34 @@ class ClearML:
         )
         rows: list[dict[str, Any]] = data.get("tasks", [])
         return rows
+
+    async def workers(self, last_seen_s: float) -> list[dict[str, Any]]:
+        """Workers that reported within `last_seen_s` (older ones are zombies: ClearML keeps a
+        dead agent's worker for its 10-minute TTL)."""
+        data = await self.call("workers.get_all", {"last_seen": max(1, int(last_seen_s))})
+        rows: list[dict[str, Any]] = data.get("workers", [])
+        return rows
+
+    async def queues(self) -> list[dict[str, Any]]:
+        """Every queue with its entries (oldest first)."""
+        data = await self.call(
+            "queues.get_all", {"only_fields": ["id", "name", "entries"], "search_hidden": True}
+        )
+        rows: list[dict[str, Any]] = data.get("queues", [])
+        return rows
+
+    async def queue_metrics(
+        self, queue_ids: list[str], now: float, window_s: int, interval_s: int
+    ) -> list[dict[str, Any]]:
+        """Per queue, `dates`, `avg_waiting_times` and `queue_lengths` over the last `window_s`."""
+        if not queue_ids:
+            return []
+        body = {
+            "from_date": now - window_s,
+            "to_date": now,
+            "interval": interval_s,
+            "queue_ids": queue_ids,
+        }
+        data = await self.call("queues.get_queue_metrics", body)
+        rows: list[dict[str, Any]] = data.get("queues", [])
+        return rows

@@ -17,3 +17,41 @@ class MonitorSettings(ClearMLSettings):
     retry_attempts: int = Field(default=8, description="Attempts for a transient handler fault.")
     retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")
     group: str = Field(default="mlbus-monitor", description="Kafka consumer group.")
+    resources: bool = Field(
+        default=True, description="Also poll workers and queues into resource and queue state."
+    )
+    resource_poll_s: float = Field(
+        default=5.0, gt=0, description="Pause between two polls of ClearML workers and queues."
+    )
+    resource_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Unchanged states are published and stored again this often (a refresh).",
+    )
+    resource_retry_attempts: int = Field(
+        default=3, ge=1, description="Attempts per ClearML call in one resource tick."
+    )
+    heartbeat_missed: int = Field(
+        default=3, ge=1, description="Missed heartbeat intervals after which a machine is offline."
+    )
+    heartbeat_lookback_s: float = Field(
+        default=60.0, ge=0, description="On start, read heartbeats this far back."
+    )
+    worker_fresh_s: float = Field(
+        default=90.0,
+        gt=0,
+        description="A ClearML worker counts while its last report is this recent "
+        "(agents report every 30 s; ClearML itself keeps dead workers 10 minutes).",
+    )
+    free_gpu_util_pct: float = Field(
+        default=10.0, description="A GPU is free below this utilisation..."
+    )
+    free_gpu_memory_pct: float = Field(
+        default=10.0, description="...and below this share of its memory used."
+    )
+    queue_metrics_window_s: int = Field(
+        default=600, ge=120, description="Window of queues.get_queue_metrics (average wait)."
+    )
+    queue_metrics_interval_s: int = Field(
+        default=60, ge=40, description="Bucket of queues.get_queue_metrics (ClearML: >= 40 s)."
+    )

@@ -107,7 +107,13 @@ async def test_readiness_is_green_when_kafka_and_mongo_answer(ingest: httpx.Asyn
     response = await ingest.get("/readyz")
     assert response.status_code == 200, response.text
     checks = response.json()["checks"]
-    assert checks == {"kafka": "ok", "mongodb": "ok", "issuer": "ok", "replies": "ok"}
+    assert checks == {
+        "kafka": "ok",
+        "mongodb": "ok",
+        "issuer": "ok",
+        "replies": "ok",
+        "notifications": "ok",
+    }
 
 
 async def test_only_the_requester_and_admins_read_a_request(

@@ -45,10 +45,11 @@ async def rejected(token: str, v: JwksVerifier | None = None) -> str:
 
 
 async def test_a_valid_token_gives_user_and_roles() -> None:
-    token = KEY.sign(ISSUER, "alice", ["Manager"], resource_access={"nodered": {"roles": ["x"]}})
+    token = KEY.sign(ISSUER, "alice", ["Manager"], resource_access={"mlbus": {"roles": ["x"]}})
     who = await verifier().verify(token)
     assert who.user == "alice"
     assert who.roles == {"Manager", "x"}
+    assert who.grants == {"user"}
     assert not who.is_admin
     admin = await verifier().verify(KEY.sign(ISSUER, "root", ["ToolAdmin"]))
     assert admin.is_admin

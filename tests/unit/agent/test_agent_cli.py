@@ -71,3 +71,10 @@ def test_once_on_real_nvml_always_gives_a_valid_heartbeat(
     assert hb.machine_id == "here"
     assert not hb.simulated
     assert bool(hb.gpus) != bool(hb.nvml_error)
+
+
+def test_names_give_the_simulated_machines_the_clearml_hosts_names() -> None:
+    s = cli.settings_from(cli.parse_args(["--simulate", "2", "--names", "gpu-box-01, t4-box-01"]))
+    assert machine_ids(s) == ["gpu-box-01", "t4-box-01"]
+    with pytest.raises(ValidationError, match="simulate"):
+        AgentSettings(machine_names=("a", "b"))

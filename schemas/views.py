@@ -1,0 +1,137 @@
+"""The read models of the logs: MongoDB collections the logger writes and the admin API reads.
+
+This module is the contract between the two (services never import each other): collection
+names, how each document's `_id` is made, the latency buckets, and the log index. Every read the
+admin API makes is an `_id` lookup, the only one FerretDB answers from an index; see the README
+("MongoDB views") for each collection's fields.
+
+The log index (`view_log_index`) answers "newest first, filtered" without scanning the logs:
+
+- a bucket document per (path, dimension, value, hour of acceptance), `_id` =
+  `<path>|<dim>|<value>|<YYYY-MM-DDTHH>`, holding `entries.<request id> = [accepted ms, user,
+  target, status]`; dimensions are `all`, `user`, `target` and `status`;
+- a directory document per (path, dimension, value), `_id` = `<path>|<dim>|<value>`, holding
+  `h.<YYYY-MM-DDTHH> = 1` for every hour that has a bucket, so that a reader skips empty hours.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+ENQUEUE_LOGS = "enqueue_logs"
+ONDEMAND_LOGS = "ondemand_logs"
+VIEW_ENQUEUE = "view_enqueue_logs"
+VIEW_ONDEMAND = "view_ondemand_logs"
+VIEW_HOURLY = "view_requests_hourly"
+VIEW_DAILY = "view_requests_daily"
+VIEW_USAGE = "view_usage_by_user"
+LOG_INDEX = "view_log_index"
+#: One document per (request id, status) the logger has folded: its idempotency keys.
+FOLDS = "logger_folds"
+
+PATHS = ("enqueue", "ondemand")
+RAW_OF = {"enqueue": ENQUEUE_LOGS, "ondemand": ONDEMAND_LOGS}
+VIEW_OF = {"enqueue": VIEW_ENQUEUE, "ondemand": VIEW_ONDEMAND}
+DIMENSIONS = ("all", "user", "target", "status")
+#: `target` of the per-hour documents that total every target of the hour.
+ALL_TARGETS = "*"
+
+#: Latency buckets: bucket b holds values in (R^(b-1), R^b] ms, so a percentile read from the
+#: buckets is at most ~19 % above the true value. Values under 0.01 ms share the lowest bucket.
+RATIO = 2**0.25
+_LOWEST = math.ceil(math.log(0.01, RATIO))
+
+
+def hour_key(at: datetime) -> str:
+    """`YYYY-MM-DDTHH` of a time, in UTC (zero-padded by hand: strftime's %Y is not, for years
+    before 1000, and the key must parse back)."""
+    at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at.month:02d}-{at.day:02d}T{at.hour:02d}"
+
+
+def day_key(at: datetime) -> str:
+    """`YYYY-MM-DD` of a time, in UTC."""
+    at = at.astimezone(UTC)
+    return f"{at.year:04d}-{at.month:02d}-{at.day:02d}"
+
+
+def hour_start(key: str) -> datetime:
+    """The start of an hour key (inverse of `hour_key`)."""
+    return datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+
+
+def epoch_ms(at: datetime) -> int:
+    """Milliseconds since the epoch (the log index's sort key)."""
+    return int(at.timestamp() * 1000)
+
+
+def hourly_id(path: str, hour: str, target: str) -> str:
+    """`_id` of a `view_requests_hourly` document."""
+    return f"{path}|{hour}|{target}"
+
+
+def daily_id(path: str, day: str) -> str:
+    """`_id` of a `view_requests_daily` document."""
+    return f"{path}|{day}"
+
+
+def usage_id(user: str, path: str, day: str) -> str:
+    """`_id` of a `view_usage_by_user` document."""
+    return f"{user}|{path}|{day}"
+
+
+def bucket_id(path: str, dim: str, value: str, hour: str) -> str:
+    """`_id` of a log-index bucket."""
+    return f"{path}|{dim}|{value}|{hour}"
+
+
+def directory_id(path: str, dim: str, value: str) -> str:
+    """`_id` of a log-index directory."""
+    return f"{path}|{dim}|{value}"
+
+
+def field_name(text: str) -> str:
+    """A user name or target as a document field name: `.` and `$` would split or break the
+    path of an update, so they (and `%`) are percent-escaped."""
+    return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def unfield(name: str) -> str:
+    """Inverse of `field_name`."""
+    return name.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
+def latency_bucket(ms: float) -> int:
+    """The bucket of a latency in milliseconds."""
+    if ms <= 0.01:
+        return _LOWEST
+    return max(_LOWEST, math.ceil(math.log(ms, RATIO) - 1e-9))
+
+
+def bucket_upper_ms(bucket: int) -> float:
+    """The largest latency a bucket holds."""
+    return float(RATIO**bucket)
+
+
+def percentile(buckets: Mapping[str, int | float], q: float) -> float | None:
+    """The q-th percentile (0-100) from `{bucket: count}`, as its bucket's upper bound (ms,
+    rounded to 0.01); None when there are no values."""
+    counts = sorted((int(b), int(n)) for b, n in buckets.items() if n)
+    total = sum(n for _, n in counts)
+    if total == 0:
+        return None
+    rank, seen = max(1, math.ceil(q / 100 * total)), 0
+    for bucket, n in counts:
+        seen += n
+        if seen >= rank:
+            return round(bucket_upper_ms(bucket), 2)
+    return round(bucket_upper_ms(counts[-1][0]), 2)  # pragma: no cover - rank <= total
+
+
+def merge_counts(into: dict[str, int], more: Mapping[str, int | float]) -> dict[str, int]:
+    """Add `{key: count}` maps (latency buckets, statuses, users)."""
+    for key, n in more.items():
+        into[key] = into.get(key, 0) + int(n)
+    return into

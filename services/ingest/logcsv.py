@@ -1,0 +1,48 @@
+"""Logs as CSV: one row per request, the columns both paths share plus each path's own."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from schemas.admin import LogEntry
+
+COLUMNS = (
+    "path",
+    "request_id",
+    "accepted_at",
+    "user",
+    "target",
+    "status",
+    "error",
+    "latency_ms",
+    "queue",
+    "http_status",
+    "error_code",
+)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return str(value)
+
+
+def row(entry: LogEntry) -> list[str]:
+    """One log as CSV cells, in COLUMNS order (`latency_ms` is the total)."""
+    values = entry.model_dump()
+    values["latency_ms"] = entry.latency_ms.get("total")
+    return [_cell(values.get(c)) for c in COLUMNS]
+
+
+def lines(entries: Iterable[LogEntry], *, header: bool) -> str:
+    """CSV text of some logs (RFC 4180 quoting, CRLF line ends), with the header first if asked."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if header:
+        writer.writerow(COLUMNS)
+    writer.writerows(row(e) for e in entries)
+    return out.getvalue()

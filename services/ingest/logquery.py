@@ -1,0 +1,99 @@
+"""Log filters and cursors (pure: no I/O).
+
+A page position is `(accepted ms, request id)`, exclusive: the next page holds what sorts before
+it, newest first. Logs are ordered by immutable fields, so pages stay stable while new logs
+arrive. The cursor is that position, with a fingerprint of the filters it was made for, as
+opaque base64url JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas.views import ALL_TARGETS, epoch_ms
+
+Position = tuple[int, str]
+#: Before every log.
+START: Position = (2**62, "")
+
+
+class CursorError(ValueError):
+    """A cursor that is not one of ours, or was made for other filters."""
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What to list: paths, and optional user, status, target, machine and time range."""
+
+    paths: tuple[str, ...]
+    user: str | None = None
+    status: str | None = None
+    target: str | None = None
+    machine: str | None = None  # on-demand target prefix, when no endpoint is given
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def dimension(self) -> tuple[str, str]:
+        """The index dimension to walk: the likely smallest of the filters given."""
+        if self.user is not None:
+            return "user", self.user
+        if self.target is not None:
+            return "target", self.target
+        if self.status is not None:
+            return "status", self.status
+        return "all", ALL_TARGETS
+
+    def accepts(self, entry: list[Any]) -> bool:
+        """Whether an index entry `[accepted ms, user, target, status]` matches."""
+        at, user, target, status = entry[:4]
+        return not (
+            (self.user is not None and user != self.user)
+            or (self.target is not None and target != self.target)
+            or (self.status is not None and status != self.status)
+            or (self.machine is not None and not str(target).startswith(self.machine + "/"))
+            or (self.since is not None and at < epoch_ms(self.since))
+            or (self.until is not None and at > epoch_ms(self.until))
+        )
+
+    def start(self) -> Position:
+        """Where the first page starts."""
+        return (epoch_ms(self.until) + 1, "") if self.until is not None else START
+
+    def fingerprint(self) -> str:
+        """Short hash of the filters, so a cursor cannot be reused with other filters."""
+        fields = [
+            list(self.paths),
+            self.user,
+            self.status,
+            self.target,
+            self.machine,
+            self.since.isoformat() if self.since else None,
+            self.until.isoformat() if self.until else None,
+        ]
+        return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:12]
+
+
+def encode_cursor(position: Position, flt: LogFilter) -> str:
+    """An opaque cursor for a position under these filters."""
+    raw = json.dumps({"a": position[0], "r": position[1], "f": flt.fingerprint()})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, flt: LogFilter) -> Position:
+    """The position in a cursor; CursorError when it is not valid for these filters."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        position = (int(data["a"]), str(data["r"]))
+        made_for = data["f"]
+    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        raise CursorError("The cursor is not valid; use `next_cursor` of a previous page.") from exc
+    if made_for != flt.fingerprint():
+        raise CursorError("The cursor was made for other filters; keep the filters unchanged.")
+    return position

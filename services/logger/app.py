@@ -1,0 +1,72 @@
+"""Wiring of the logger: Kafka, MongoDB, and two consumer loops (mlbus.logs and
+mlbus.events.task) folding into one store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from runtime import metrics
+from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
+from runtime.kafka import ensure_topics, start_producer
+from runtime.mongo import database, mongo_on
+from runtime.retry import RetryPolicy
+from schemas.topics import LOGS, REGISTRY, TASK_EVENTS
+from services.logger.handlers import Folder, LogsHandler, TaskEventsHandler
+from services.logger.settings import LoggerSettings
+from services.logger.store import ViewStore
+
+SERVICE = "logger"
+log = logging.getLogger(__name__)
+
+
+async def run(settings: LoggerSettings, stop: asyncio.Event) -> None:
+    """Fold log and task events into the read models until `stop` is set."""
+    metrics.start_metrics(settings.metrics_port)
+    await ensure_topics(settings, REGISTRY)
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    # Close order is the reverse of opening: both loops have returned (their last batches folded
+    # and committed) before the consumers leave their groups, the producer (dead letters)
+    # flushes and the Mongo client closes.
+    async with contextlib.AsyncExitStack() as stack:
+        mongo = mongo_on(stack, settings)
+        producer = await start_producer(stack, settings)
+        store = ViewStore(database(mongo, settings), settings.write_concurrency)
+        if settings.register_views:
+            created = await retry.run(store.register_views, "register live views")
+            if created:
+                log.info("registered views: %s", ", ".join(created))
+        folder = Folder(store, settings.max_batch)
+        config = LoopConfig(retry=retry, max_batch=settings.max_batch)
+        loops: dict[str, Coroutine[Any, Any, None]] = {}
+        for name, spec, handler in (
+            ("logs", LOGS, LogsHandler(folder)),
+            ("tasks", TASK_EVENTS, TaskEventsHandler(folder)),
+        ):
+            consumer = await start_consumer(stack, settings, spec, f"{settings.group}-{name}")
+            loop = ConsumerLoop(
+                service=SERVICE,
+                settings=settings,
+                spec=spec,
+                consumer=consumer,
+                producer=producer,
+                handler=handler,
+                config=config,
+            )
+            loops[name] = loop.run(stop)
+        await _run_all(loops, stop)
+
+
+async def _run_all(loops: dict[str, Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
+    """Run the loops; when one fails, stop the other cleanly, then raise the failure."""
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        task.result()

@@ -1,0 +1,18 @@
+"""The logger's error tree. The store raises these; handlers never see library exceptions.
+
+    RetriableError (runtime.retry)     retried with capped backoff, then dead-lettered
+    └── StoreUnavailable               MongoDB away
+    PermanentError (runtime.retry)
+    └── (none: a message that decodes always folds; one that does not is a SchemaError)
+
+A fold that failed after its keys were claimed stays pending in the process, so the retry of the
+same message applies it instead of taking it for a duplicate.
+"""
+
+from __future__ import annotations
+
+from runtime.retry import RetriableError
+
+
+class StoreUnavailable(RetriableError):
+    """MongoDB did not answer."""

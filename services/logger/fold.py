@@ -1,0 +1,289 @@
+"""What one fact about a request changes in the read models (pure: no I/O).
+
+A fact is "request R reached status S" (from RequestLogged or a task event); its idempotency key
+is `R/S`. Its effects:
+
+- the view document of R, projected from the raw log (the source of truth) and replaced whole;
+- R's entry in the log index, under its acceptance hour, for every dimension (all, user, target,
+  status), and the removal of R from the status buckets of its earlier statuses;
+- counters: per hour, path and target (`view_requests_hourly`), per day and path with per-hour,
+  per-user and per-target breakdowns (`view_requests_daily`), per user, path and day
+  (`view_usage_by_user`). All are keyed by the hour R was accepted, so a bucket reads "of the
+  requests accepted in this hour, ...". `count`, `errors` and latency move once per request
+  (the fact that decides it: queued or enqueue failed; an on-demand call's outcome); `statuses`
+  moves once per status.
+
+Effects of many facts merge into one write per document (`Writes`), which is what keeps the
+logger fast on FerretDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from schemas.base import JSONValue
+from schemas.views import (
+    ALL_TARGETS,
+    LOG_INDEX,
+    VIEW_DAILY,
+    VIEW_HOURLY,
+    VIEW_OF,
+    VIEW_USAGE,
+    bucket_id,
+    daily_id,
+    day_key,
+    directory_id,
+    epoch_ms,
+    field_name,
+    hour_key,
+    hour_start,
+    hourly_id,
+    latency_bucket,
+    usage_id,
+)
+
+#: Statuses an enqueue request passes through before its current one.
+ENQUEUE_STATUSES = ("accepted", "cloned", "queued", "running", "completed", "failed", "stopped")
+_ENQUEUE_FIELDS = (
+    "user",
+    "task_id",
+    "queue",
+    "status",
+    "error",
+    "queue_watched",
+    "queue_choice",
+    "accepted_at",
+    "updated_at",
+    "latency_ms",
+    "history",
+    "template_task_id",
+    "clone_id",
+)
+_ONDEMAND_FIELDS = (
+    "user",
+    "machine_id",
+    "endpoint",
+    "version",
+    "status",
+    "http_status",
+    "error_code",
+    "error",
+    "latency_ms",
+    "finished_at",
+    "serving_task_id",
+)
+UNKNOWN = "-"
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Request `request_id` on `path` reached `status`."""
+
+    path: str
+    request_id: str
+    status: str
+    at: datetime
+    counted: bool = False
+    error: bool = False
+    accepted_at: datetime | None = None
+    user: str | None = None
+    target: str | None = None
+    latency_ms: float | None = None
+    details: dict[str, JSONValue] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: request id and status."""
+        return f"{self.request_id}/{self.status}"
+
+
+@dataclass
+class Update:
+    """One document's `$set`, `$inc` and `$unset`, merged over facts."""
+
+    sets: dict[str, Any] = field(default_factory=dict)
+    incs: dict[str, float] = field(default_factory=dict)
+    unsets: set[str] = field(default_factory=set)
+
+    def spec(self) -> dict[str, Any]:
+        """The update document."""
+        spec: dict[str, Any] = {}
+        if self.sets:
+            spec["$set"] = self.sets
+        if self.incs:
+            spec["$inc"] = self.incs
+        unsets = self.unsets - set(self.sets)
+        if unsets:
+            spec["$unset"] = dict.fromkeys(sorted(unsets), "")
+        return spec
+
+    @property
+    def upsert(self) -> bool:
+        """Only an update that adds something may create its document."""
+        return bool(self.sets or self.incs)
+
+
+@dataclass
+class Writes:
+    """Every write a batch of facts makes: whole documents, and updates by `_id`."""
+
+    replaces: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    updates: dict[tuple[str, str], Update] = field(default_factory=dict)
+
+    def update(self, collection: str, key: str) -> Update:
+        """The update of one document (created empty on first use)."""
+        return self.updates.setdefault((collection, key), Update())
+
+    def inc(self, collection: str, key: str, counts: dict[str, float], **sets: Any) -> None:
+        """Add `counts`; set `sets` (static fields, so the document reads alone)."""
+        u = self.update(collection, key)
+        u.sets.update(sets)
+        for name, n in counts.items():
+            u.incs[name] = u.incs.get(name, 0) + n
+
+    def __len__(self) -> int:
+        return len(self.replaces) + len(self.updates)
+
+
+def safe_url(url: str | None) -> str | None:
+    """A replica URL without credentials, query or fragment."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def project(path: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """The view document of a raw log document (see the README for the fields)."""
+    rid = str(raw["_id"])
+    if path == "enqueue":
+        view = {k: raw.get(k) for k in _ENQUEUE_FIELDS}
+        view["target"] = raw.get("task_id")
+    else:
+        view = {k: raw.get(k) for k in _ONDEMAND_FIELDS}
+        view["accepted_at"] = raw.get("created_at")
+        view["target"] = f"{raw.get('machine_id')}/{raw.get('endpoint')}"
+        view["replica"] = safe_url(raw.get("replica_url"))
+    return {"_id": rid, "request_id": rid, "path": path, **view}
+
+
+def from_fact(fact: Fact) -> dict[str, Any]:
+    """A view document from the fact alone (when the raw log cannot be read)."""
+    d = fact.details
+    view: dict[str, Any] = {
+        "_id": fact.request_id,
+        "request_id": fact.request_id,
+        "path": fact.path,
+        "user": fact.user,
+        "target": fact.target,
+        "status": fact.status,
+        "accepted_at": fact.accepted_at,
+        "latency_ms": {"total": fact.latency_ms} if fact.latency_ms is not None else {},
+        "error": d.get("message"),
+    }
+    if fact.path == "enqueue":
+        view.update(task_id=fact.target, queue=d.get("queue"))
+    else:
+        machine, _, endpoint = (fact.target or "").partition("/")
+        view.update(
+            machine_id=machine,
+            endpoint=endpoint,
+            http_status=d.get("http_status"),
+            error_code=d.get("error_code"),
+        )
+    return view
+
+
+def _latency(fact: Fact, raw: dict[str, Any] | None) -> float | None:
+    stored = (raw or {}).get("latency_ms") or {}
+    total = stored.get("total") if isinstance(stored, dict) else None
+    return float(total) if isinstance(total, int | float) else fact.latency_ms
+
+
+def _earlier_statuses(path: str, raw: dict[str, Any] | None, status: str) -> set[str]:
+    if path != "enqueue":
+        return set()
+    if raw is None:  # unknown history: every other status
+        return set(ENQUEUE_STATUSES) - {status}
+    return {str(h.get("status")) for h in raw.get("history") or []} - {status}
+
+
+def effects(fact: Fact, raw: dict[str, Any] | None, into: Writes) -> None:
+    """Add the writes of one fact to `into`."""
+    view = project(fact.path, raw) if raw is not None else from_fact(fact)
+    accepted = view.get("accepted_at") or fact.accepted_at or fact.at
+    view["accepted_at"], view["hour"] = accepted, hour_key(accepted)
+    user = str(view.get("user") or fact.user or UNKNOWN)
+    target = str(view.get("target") or fact.target or UNKNOWN)
+    status = str(view.get("status") or fact.status)
+    into.replaces[(VIEW_OF[fact.path], fact.request_id)] = view
+    earlier = _earlier_statuses(fact.path, raw, status)
+    _index(into, fact, accepted=accepted, user=user, target=target, status=status, earlier=earlier)
+    _counters(into, fact, accepted=accepted, user=user, target=target, latency=_latency(fact, raw))
+
+
+def _index(
+    into: Writes,
+    fact: Fact,
+    *,
+    accepted: datetime,
+    user: str,
+    target: str,
+    status: str,
+    earlier: set[str],
+) -> None:
+    path, hour, rid = fact.path, hour_key(accepted), fact.request_id
+    entry = [epoch_ms(accepted), user, target, status]
+    for dim, value in (
+        ("all", ALL_TARGETS),
+        ("user", user),
+        ("target", target),
+        ("status", status),
+    ):
+        bucket = into.update(LOG_INDEX, bucket_id(path, dim, value, hour))
+        bucket.sets.update({f"entries.{rid}": entry, "path": path, "dim": dim, "value": value})
+        bucket.sets["hour"] = hour
+        directory = into.update(LOG_INDEX, directory_id(path, dim, value))
+        directory.sets.update({f"h.{hour}": 1, "path": path, "dim": dim, "value": value})
+    for old in earlier:
+        into.update(LOG_INDEX, bucket_id(path, "status", old, hour)).unsets.add(f"entries.{rid}")
+
+
+def _counters(
+    into: Writes,
+    fact: Fact,
+    *,
+    accepted: datetime,
+    user: str,
+    target: str,
+    latency: float | None,
+) -> None:
+    path, hour, day = fact.path, hour_key(accepted), day_key(accepted)
+    counts: dict[str, float] = {f"statuses.{field_name(fact.status)}": 1}
+    if fact.counted:
+        counts["count"] = 1
+        if fact.error:
+            counts["errors"] = 1
+        if latency is not None:
+            counts.update({f"lat.{latency_bucket(latency)}": 1, "latency_sum_ms": latency})
+            counts["latency_n"] = 1
+    into.inc(
+        VIEW_HOURLY,
+        hourly_id(path, hour, target),
+        counts,
+        path=path,
+        hour=hour_start(hour),
+        target=target,
+    )
+    daily = {**counts, **{f"hours.{hour[-2:]}.{k}": n for k, n in counts.items()}}
+    if fact.counted:
+        daily[f"users.{field_name(user)}"] = 1
+        daily[f"targets.{field_name(target)}"] = 1
+        usage = {k: n for k, n in counts.items() if not k.startswith(("lat.", "statuses."))}
+        into.inc(VIEW_USAGE, usage_id(user, path, day), usage, user=user, path=path, day=day)
+    into.inc(VIEW_DAILY, daily_id(path, day), daily, path=path, day=day)

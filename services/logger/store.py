@@ -1,0 +1,122 @@
+"""The logger's MongoDB adapter: claims (`logger_folds`), raw log reads, read-model writes, and
+the real views on MongoDB.
+
+Every read and write is keyed by `_id`, the only lookup FerretDB serves from an index. Claims go
+in one `insert_many` per batch (fast on FerretDB; a duplicate `_id` means already folded). Writes
+go one document at a time, a few in flight, because FerretDB is pathologically slow with many
+updates in one `bulk_write`; the fold merges a batch's effects so that each document is written
+once per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, OperationFailure
+
+from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from schemas.base import utcnow
+from schemas.views import ENQUEUE_LOGS, FOLDS, ONDEMAND_LOGS, RAW_OF
+from services.logger.errors import StoreUnavailable
+from services.logger.fold import Writes
+
+log = logging.getLogger(__name__)
+
+#: Real views registered where the server has `createView` (MongoDB): the raw logs, projected.
+LIVE_VIEWS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "view_enqueue_logs_live": (
+        ENQUEUE_LOGS,
+        [{"$project": {"input": 0}}, {"$addFields": {"request_id": "$_id", "target": "$task_id"}}],
+    ),
+    "view_ondemand_logs_live": (
+        ONDEMAND_LOGS,
+        [
+            {"$project": {"replica_url": 0, "input": 0}},
+            {"$addFields": {"request_id": "$_id", "accepted_at": "$created_at"}},
+        ],
+    ),
+}
+
+
+def is_mongodb(build_info: dict[str, Any]) -> bool:
+    """True for MongoDB itself; FerretDB answers `buildInfo` with a `ferretdbVersion`."""
+    return "ferretdbVersion" not in build_info and "ferretdb" not in str(build_info).lower()
+
+
+class ViewStore:
+    """Claims facts, reads raw logs, writes read models."""
+
+    def __init__(self, db: AsyncDatabase[Doc], concurrency: int = 8) -> None:
+        self._db, self._folds = db, db[FOLDS]
+        self._gate = asyncio.Semaphore(concurrency)
+
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        """Insert one claim per key; the keys claimed now (the others were folded before)."""
+        if not keys:
+            return set()
+        now = utcnow()
+        try:
+            await self._folds.insert_many([{"_id": k, "at": now} for k in keys], ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise StoreUnavailable(f"claim failed: {errors[:1]}") from exc
+            return set(keys) - {keys[e["index"]] for e in errors}
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return set(keys)
+
+    async def raw(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Doc]:
+        """The raw log documents of (path, request id) pairs that exist."""
+        pairs = sorted(set(wanted))
+        found = await self._all(self._db[RAW_OF[p]].find_one({"_id": rid}) for p, rid in pairs)
+        return {pair: doc for pair, doc in zip(pairs, found, strict=True) if doc is not None}
+
+    async def apply(self, writes: Writes) -> None:
+        """Every write, one document each, a few at a time."""
+        ops: list[Awaitable[Any]] = [
+            self._db[coll].replace_one({"_id": key}, doc, upsert=True)
+            for (coll, key), doc in writes.replaces.items()
+        ]
+        for (coll, key), update in writes.updates.items():
+            ops.append(self._db[coll].update_one({"_id": key}, update.spec(), upsert=update.upsert))
+        await self._all(ops)
+
+    async def _all(self, ops: Iterable[Awaitable[Any]]) -> list[Any]:
+        async def one(op: Awaitable[Any]) -> Any:
+            async with self._gate:
+                return await op
+
+        results = await asyncio.gather(*(one(op) for op in ops), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for bug in (r for r in failed if not isinstance(r, TRANSIENT_MONGO_ERRORS)):
+            raise bug
+        if failed:
+            raise StoreUnavailable(
+                f"{len(failed)} of {len(results)} operations failed: {failed[0]}"
+            )
+        return results
+
+    async def register_views(self) -> list[str]:
+        """On MongoDB, create the live views that do not exist yet; on FerretDB (no
+        `createView`), nothing. The views created."""
+        try:
+            info = await self._db.client.admin.command("buildInfo")
+            if not is_mongodb(info):
+                return []
+            existing = set(await self._db.list_collection_names())
+            created = []
+            for name, (source, pipeline) in LIVE_VIEWS.items():
+                if name not in existing:
+                    await self._db.create_collection(name, viewOn=source, pipeline=pipeline)
+                    created.append(name)
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        except OperationFailure as exc:  # e.g. no privilege: the read models still work
+            log.warning("could not register the live views: %s", exc)
+            return []
+        return created

@@ -1,0 +1,2 @@
+"""Turns heartbeats, queue state and task events into deduplicated, grouped notifications, and
+delivers every notification to MongoDB and to configured webhooks."""

@@ -1,0 +1,191 @@
+"""Wiring of the notifier: its state read back from the state topic, one consumer loop per input
+topic, the timer, the store and one consumer loop per webhook.
+
+Why this shape: the rules (heartbeats, queue state, task events and the timer), the MongoDB
+writer and each webhook consume in consumer groups of their own, so a slow or dead webhook holds
+up only its own offsets, never the store or the rules; each still commits only after its effect
+is durable, and dead-letters what fails for good.
+
+Why a state topic of our own and not faust-streaming's tables: measured and explained in
+`statelog.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from runtime import metrics
+from runtime.consumer import ConsumerHalted, ConsumerLoop, Handler, LoopConfig, start_consumer
+from runtime.kafka import ensure_topics, start_producer
+from runtime.mongo import database, mongo_on
+from runtime.retry import RetryPolicy
+from schemas.base import utcnow
+from schemas.topics import HEARTBEATS, NOTIFICATIONS, QUEUE_STATE, REGISTRY, TASK_EVENTS, TopicSpec
+from services.notifier.alerts import Grouping
+from services.notifier.bus import NotificationPublisher
+from services.notifier.engine import Engine
+from services.notifier.handlers import (
+    HeartbeatHandler,
+    QueueStateHandler,
+    StoreHandler,
+    TaskEventHandler,
+    WebhookHandler,
+)
+from services.notifier.machines import MachineLimits
+from services.notifier.queues import QueueLimits
+from services.notifier.settings import NotifierSettings
+from services.notifier.state import Memory
+from services.notifier.statelog import StateLog, read_all
+from services.notifier.store import NotificationStore
+from services.notifier.webhooks import WebhookClient, open_client
+
+SERVICE = "notifier"
+log = logging.getLogger(__name__)
+
+
+def memory_for(settings: NotifierSettings) -> Memory:
+    """An empty memory with the settings' thresholds and windows."""
+    s = settings
+    return Memory(
+        Grouping(s.group_wait_s, s.group_max_wait_s, s.group_max_size, s.repeat_interval_s),
+        MachineLimits(
+            s.missed_heartbeats,
+            s.heartbeat_max_age_s,
+            s.gpu_busy_pct,
+            s.gpu_busy_for_s,
+            s.gpu_memory_pct,
+            s.gpu_temperature_c,
+        ),
+        QueueLimits(s.queue_max_length, s.queue_max_wait_s),
+        utcnow(),
+    )
+
+
+async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
+    """Watch the cluster and deliver notifications until `stop` is set."""
+    metrics.start_metrics(settings.metrics_port)
+    await ensure_topics(settings, REGISTRY)
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    # Close order is the reverse of opening: every loop and the timer have returned (their last
+    # batch committed, the last tick's records written) before the consumers leave their
+    # groups, the producer flushes and the clients close.
+    async with contextlib.AsyncExitStack() as stack:
+        mongo = mongo_on(stack, settings)
+        producer = await start_producer(stack, settings)
+        store = NotificationStore(database(mongo, settings))
+        await retry.run(store.ensure_indexes, "index on notifications")
+        publish = NotificationPublisher(producer, settings.topic_prefix)
+        engine = await _restored(settings, producer, publish, retry)
+        runs: list[Coroutine[Any, Any, None]] = [engine.run(stop, settings.tick_s)]
+        inputs: list[tuple[TopicSpec, str, Handler]] = [
+            (HEARTBEATS, "heartbeats", HeartbeatHandler(engine)),
+            (QUEUE_STATE, "queues", QueueStateHandler(engine)),
+            (TASK_EVENTS, "tasks", TaskEventHandler(publish)),
+            (NOTIFICATIONS, "store", StoreHandler(store)),
+        ]
+        for spec, name, handler in inputs:
+            config = LoopConfig(retry=retry)
+            loop = await _loop(
+                stack,
+                settings,
+                producer=producer,
+                spec=spec,
+                name=name,
+                handler=handler,
+                config=config,
+            )
+            runs.append(loop.run(stop))
+        for webhook in settings.webhooks:
+            client = WebhookClient(webhook, open_client(stack, settings))
+            handler = WebhookHandler(webhook, client, settings.webhook_max_age_s)
+            config = LoopConfig(
+                concurrency=settings.webhook_concurrency,
+                retry=RetryPolicy(
+                    attempts=settings.webhook_attempts, cap_s=settings.webhook_retry_cap_s
+                ),
+            )
+            name = f"webhook-{webhook.label}"
+            loop = await _loop(
+                stack,
+                settings,
+                producer=producer,
+                spec=NOTIFICATIONS,
+                name=name,
+                handler=handler,
+                config=config,
+            )
+            runs.append(_isolated(loop.run(stop), name))
+        log.info("notifier running: %d webhooks", len(settings.webhooks))
+        await _run_all(runs, stop)
+
+
+async def _restored(
+    settings: NotifierSettings,
+    producer: AIOKafkaProducer,
+    publish: NotificationPublisher,
+    retry: RetryPolicy,
+) -> Engine:
+    """The engine with the state topic read back, and the outbox it left published."""
+    started = time.perf_counter()
+    engine = Engine(memory_for(settings), StateLog(producer, settings.topic_prefix).write, publish)
+    count = engine.restore(await read_all(settings))
+    leftover = len(engine.memory.outbox)
+    await retry.run(engine.send_outbox, "notifications left in the outbox")
+    log.info(
+        "state read back in %.2f s: %d records, %d machines, %d alerts, %d left to publish",
+        time.perf_counter() - started,
+        count,
+        len(engine.memory.machines.machines),
+        len(engine.memory.book.alerts),
+        leftover,
+    )
+    return engine
+
+
+async def _loop(
+    stack: contextlib.AsyncExitStack,
+    settings: NotifierSettings,
+    *,
+    producer: AIOKafkaProducer,
+    spec: TopicSpec,
+    name: str,
+    handler: Handler,
+    config: LoopConfig,
+) -> ConsumerLoop:
+    consumer = await start_consumer(stack, settings, spec, f"{settings.group}-{name}")
+    return ConsumerLoop(
+        service=SERVICE,
+        settings=settings,
+        spec=spec,
+        consumer=consumer,
+        producer=producer,
+        handler=handler,
+        config=config,
+    )
+
+
+async def _isolated(run: Coroutine[Any, Any, None], name: str) -> None:
+    """A webhook that dead-letters everything stops its own loop loudly, not the notifier."""
+    try:
+        await run
+    except ConsumerHalted:
+        log.exception("%s stopped; the rules, the store and other webhooks go on", name)
+
+
+async def _run_all(runs: list[Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
+    """Run every loop; when one fails, stop the others cleanly, then raise the failure."""
+    tasks = [asyncio.create_task(r) for r in runs]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        task.result()

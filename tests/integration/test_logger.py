@@ -1,0 +1,159 @@
+"""The logger against real Kafka and FerretDB: RequestLogged and task events become view
+documents, index entries and counters, once per (request, status) however often delivered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
+
+from schemas.base import Model, utcnow
+from schemas.codec import encode, envelope_for
+from schemas.logs import RequestLogged
+from schemas.tasks import TaskEvent, TaskEventKind
+from schemas.topics import LOGS, TASK_EVENTS, TopicSpec
+from schemas.views import hour_key
+from services.logger.app import run as run_logger
+from services.logger.settings import LoggerSettings
+from tests.conftest import Bus
+from tests.fixtures import Worker, running_worker
+from tests.support import eventually
+
+
+def logger_settings(bus: Bus) -> LoggerSettings:
+    return LoggerSettings(
+        **bus.settings(), instance="logger-test", retry_attempts=3, retry_cap_s=0.2
+    )
+
+
+@pytest.fixture
+async def logger(bus: Bus) -> AsyncIterator[Worker]:
+    async with running_worker(run_logger, logger_settings(bus)) as worker:
+        yield worker
+
+
+@pytest.fixture
+async def producer(bus: Bus) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=bus.kafka_bootstrap)
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def publish(producer: AIOKafkaProducer, bus: Bus, spec: TopicSpec, payload: Model) -> None:
+    rid = str(getattr(payload, "request_id"))  # noqa: B009 - every payload here has one
+    envelope = envelope_for(spec, payload, id=rid)
+    await producer.send_and_wait(spec.named(bus.topic_prefix), encode(envelope), key=rid.encode())
+
+
+def folds(result: str) -> float:
+    total = 0.0
+    for source in ("logs", "tasks"):
+        value = REGISTRY.get_sample_value(
+            "mlbus_log_folds_total", {"source": source, "result": result}
+        )
+        total += value or 0.0
+    return total
+
+
+async def test_facts_fold_once_however_often_they_are_delivered(
+    bus: Bus, mongo_db: Any, logger: Worker, producer: AIOKafkaProducer
+) -> None:
+    accepted = utcnow() - timedelta(seconds=2)
+    rid, call = "a" * 32, "b" * 32
+    await mongo_db["enqueue_logs"].insert_one(
+        {
+            "_id": rid,
+            "user": "alice",
+            "task_id": "t" * 32,
+            "template_task_id": "real-template",
+            "clone_id": "real-clone",
+            "queue": "gpu-a100",
+            "status": "queued",
+            "accepted_at": accepted,
+            "latency_ms": {"total": 41.5},
+            "history": [
+                {"status": "accepted", "at": accepted},
+                {"status": "queued", "at": accepted},
+            ],
+        }
+    )
+    messages: list[tuple[TopicSpec, Model]] = [
+        (
+            LOGS,
+            RequestLogged(
+                request_id=rid,
+                path="enqueue",
+                status="queued",
+                user="alice",
+                target="t" * 32,
+                latency_ms=41.5,
+                accepted_at=accepted,
+            ),
+        ),
+        (TASK_EVENTS, TaskEvent(kind=TaskEventKind.ENQUEUED, request_id=rid, task_id="t" * 32)),
+        (TASK_EVENTS, TaskEvent(kind=TaskEventKind.STARTED, request_id=rid, task_id="t" * 32)),
+        (
+            LOGS,
+            RequestLogged(
+                request_id=call,
+                path="ondemand",
+                status="model_error",
+                user="bob",
+                target="m1/parking",
+                latency_ms=12.0,
+                accepted_at=accepted,
+                details={"http_status": 422, "error_code": "model_rejected"},
+            ),
+        ),
+    ]
+    duplicates_before = folds("duplicate")
+    for spec, payload in messages + messages:  # every message delivered twice
+        await publish(producer, bus, spec, payload)
+
+    async def all_seen() -> bool:
+        return folds("duplicate") - duplicates_before >= 5  # queued thrice, started, call
+
+    await eventually(all_seen, what="every delivery handled")
+    await mongo_db["enqueue_logs"].update_one(
+        {"_id": rid},
+        {
+            "$set": {"status": "completed"},
+            "$push": {"history": {"status": "running", "at": accepted}},
+        },
+    )
+    completed = TaskEvent(kind=TaskEventKind.COMPLETED, request_id=rid, task_id="t" * 32)
+    await publish(producer, bus, TASK_EVENTS, completed)
+
+    async def view_completed() -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await mongo_db["view_enqueue_logs"].find_one({"_id": rid})
+        return doc if doc and doc["status"] == "completed" else None
+
+    view = await eventually(view_completed, what="the enqueue view to show completed")
+    assert view["clone_id"] == "real-clone"
+    assert view["user"] == "alice"
+    hour = hour_key(accepted)
+    hourly = await mongo_db["view_requests_hourly"].find_one({"_id": f"enqueue|{hour}|{'t' * 32}"})
+    assert hourly["count"] == 1
+    assert hourly.get("errors", 0) == 0
+    assert hourly["statuses"] == {"queued": 1, "running": 1, "completed": 1}
+    call_hourly = await mongo_db["view_requests_hourly"].find_one(
+        {"_id": f"ondemand|{hour}|m1/parking"}
+    )
+    assert call_hourly["count"] == 1
+    assert call_hourly["errors"] == 1
+    usage = await mongo_db["view_usage_by_user"].find_one(
+        {"_id": f"bob|ondemand|{accepted.strftime('%Y-%m-%d')}"}
+    )
+    assert usage["count"] == 1
+    assert usage["errors"] == 1
+    index = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|completed|{hour}"})
+    assert list(index["entries"]) == [rid]
+    stale = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|queued|{hour}"})
+    assert stale is None or rid not in (stale.get("entries") or {})

@@ -1,0 +1,191 @@
+"""Latency buckets and percentiles, log cursors and filters, CSV rows, and what one fact
+writes into the read models."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.admin import LogEntry
+from schemas.views import (
+    RATIO,
+    bucket_upper_ms,
+    field_name,
+    latency_bucket,
+    percentile,
+    unfield,
+)
+from services.ingest import logcsv
+from services.ingest.logquery import (
+    START,
+    CursorError,
+    LogFilter,
+    decode_cursor,
+    encode_cursor,
+)
+from services.logger.fold import Fact, Writes, effects, safe_url
+
+AT = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("ms", [0.004, 0.01, 0.3, 1.0, 7.5, 41.5, 999.9, 30_000.0])
+def test_a_latency_lands_in_a_bucket_whose_bounds_hold_it(ms: float) -> None:
+    bucket = latency_bucket(ms)
+    assert ms <= bucket_upper_ms(bucket) * (1 + 1e-9)
+    if ms > 0.01:
+        assert ms > bucket_upper_ms(bucket - 1)
+
+
+def test_percentiles_from_buckets_are_within_one_bucket_of_the_truth() -> None:
+    rng = random.Random(7)
+    values = [rng.lognormvariate(3, 1) for _ in range(10_000)]
+    buckets: dict[str, int] = {}
+    for v in values:
+        key = str(latency_bucket(v))
+        buckets[key] = buckets.get(key, 0) + 1
+    ordered = sorted(values)
+    for q in (50, 95, 99):
+        true = ordered[int(q / 100 * len(ordered)) - 1]
+        estimate = percentile(buckets, q)
+        assert estimate is not None
+        assert true <= estimate * 1.001 <= true * RATIO * 1.01, (q, true, estimate)
+
+
+def test_percentile_of_nothing_is_none_and_of_one_value_is_its_bucket() -> None:
+    assert percentile({}, 50) is None
+    assert percentile({str(latency_bucket(12.0)): 1}, 99) == round(
+        bucket_upper_ms(latency_bucket(12.0)), 2
+    )
+
+
+def test_field_names_escape_dots_and_dollars_reversibly() -> None:
+    for name in ("john.doe", "$weird", "50%", "plain"):
+        escaped = field_name(name)
+        assert "." not in escaped
+        assert not escaped.startswith("$")
+        assert unfield(escaped) == name
+
+
+def test_a_cursor_round_trips_and_is_bound_to_its_filters() -> None:
+    flt = LogFilter(paths=("enqueue",), user="alice", status="failed")
+    cursor = encode_cursor((1_764_158_400_000, "ab" * 16), flt)
+    assert decode_cursor(cursor, flt) == (1_764_158_400_000, "ab" * 16)
+    with pytest.raises(CursorError, match="other filters"):
+        decode_cursor(cursor, LogFilter(paths=("enqueue",), user="bob"))
+    for garbage in ("x", "!!!", encode_cursor((1, "r"), flt)[:-3]):
+        with pytest.raises(CursorError):
+            decode_cursor(garbage, flt)
+
+
+def test_filters_pick_the_smallest_dimension_and_match_entries() -> None:
+    assert LogFilter(paths=("enqueue",)).dimension() == ("all", "*")
+    assert LogFilter(paths=("enqueue",), status="failed").dimension() == ("status", "failed")
+    assert LogFilter(paths=("ondemand",), target="m/e", status="ok").dimension() == (
+        "target",
+        "m/e",
+    )
+    assert LogFilter(paths=("ondemand",), user="a", target="m/e").dimension() == ("user", "a")
+    at = int(AT.timestamp() * 1000)
+    flt = LogFilter(paths=("ondemand",), machine="m1", since=AT - timedelta(minutes=1), until=AT)
+    assert flt.accepts([at, "alice", "m1/parking", "ok"])
+    assert not flt.accepts([at, "alice", "m10/parking", "ok"])
+    assert not flt.accepts([at + 1, "alice", "m1/parking", "ok"])
+    assert flt.start() == (at + 1, "")
+    assert LogFilter(paths=("enqueue",)).start() == START
+
+
+def test_csv_rows_quote_what_needs_quoting_and_keep_the_column_order() -> None:
+    entry = LogEntry(
+        request_id="r1",
+        path="ondemand",
+        user="alice",
+        target="m1/parking",
+        status="model_error",
+        accepted_at=AT,
+        error='bad "hour", expected 0-23',
+        latency_ms={"total": 12.5, "model": 3.0},
+        http_status=422,
+        error_code="model_rejected",
+    )
+    text = logcsv.lines([entry], header=True)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(logcsv.COLUMNS)
+    assert dict(zip(rows[0], rows[1], strict=True)) == {
+        "path": "ondemand",
+        "request_id": "r1",
+        "accepted_at": "2026-11-26T12:30:00+00:00",
+        "user": "alice",
+        "target": "m1/parking",
+        "status": "model_error",
+        "error": 'bad "hour", expected 0-23',
+        "latency_ms": "12.5",
+        "queue": "",
+        "http_status": "422",
+        "error_code": "model_rejected",
+    }
+    assert text.endswith("\r\n")
+
+
+def test_replica_urls_lose_credentials_and_queries() -> None:
+    assert safe_url("http://u:pw@10.0.0.5:8080/serve?key=1#x") == "http://10.0.0.5:8080/serve"
+    assert safe_url(None) is None
+
+
+def test_one_fact_writes_view_index_and_counters_keyed_by_acceptance_hour() -> None:
+    raw = {
+        "_id": "r1",
+        "user": "john.doe",
+        "task_id": "t1",
+        "template_task_id": "real-template",
+        "clone_id": "real-clone",
+        "queue": "gpu-a100",
+        "status": "running",
+        "accepted_at": AT,
+        "latency_ms": {"total": 40.0},
+        "history": [{"status": s, "at": AT} for s in ("accepted", "cloned", "queued", "running")],
+    }
+    writes = Writes()
+    effects(Fact("enqueue", "r1", "queued", AT, counted=True), raw, writes)
+    view = writes.replaces[("view_enqueue_logs", "r1")]
+    assert view["status"] == "running"
+    assert view["hour"] == "2026-11-26T12"
+    assert view["clone_id"] == "real-clone"  # admin-facing view; users' API hides it
+    bucket = writes.updates[("view_log_index", "enqueue|status|running|2026-11-26T12")]
+    assert bucket.sets["entries.r1"] == [int(AT.timestamp() * 1000), "john.doe", "t1", "running"]
+    stale = writes.updates[("view_log_index", "enqueue|status|queued|2026-11-26T12")]
+    assert "entries.r1" in stale.unsets
+    assert not stale.upsert
+    hourly = writes.updates[("view_requests_hourly", "enqueue|2026-11-26T12|t1")].incs
+    assert hourly["count"] == 1
+    assert hourly["statuses.queued"] == 1
+    assert hourly[f"lat.{latency_bucket(40.0)}"] == 1
+    daily = writes.updates[("view_requests_daily", "enqueue|2026-11-26")].incs
+    assert daily["users.john%2Edoe"] == 1
+    assert daily["hours.12.count"] == 1
+    usage = writes.updates[("view_usage_by_user", "john.doe|enqueue|2026-11-26")].incs
+    assert usage == {"count": 1, "latency_sum_ms": 40.0, "latency_n": 1}
+
+
+def test_a_lifecycle_fact_moves_statuses_but_not_the_request_count() -> None:
+    writes = Writes()
+    fact = Fact("enqueue", "r2", "completed", AT, user="bob", target="t1", accepted_at=AT)
+    effects(fact, None, writes)
+    hourly = writes.updates[("view_requests_hourly", "enqueue|2026-11-26T12|t1")].incs
+    assert hourly == {"statuses.completed": 1}
+    assert ("view_usage_by_user", "bob|enqueue|2026-11-26") not in writes.updates
+
+
+def test_hour_keys_of_early_years_parse_back() -> None:
+    """Found by the OpenAPI fuzz: strftime does not zero-pad years before 1000."""
+    from datetime import UTC, datetime
+
+    from schemas.views import day_key, hour_key, hour_start
+
+    early = datetime(745, 8, 30, 17, tzinfo=UTC)
+    assert hour_key(early) == "0745-08-30T17"
+    assert day_key(early) == "0745-08-30"
+    assert hour_start(hour_key(early)) == early
