@@ -3,9 +3,11 @@ routes that Snap4City's Node-RED nodes call)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from schemas.base import JSONValue, Model
 from schemas.notifications import Notification
@@ -40,8 +42,30 @@ class CompatEnqueueRequest(Model):
 
     access_token: str = Field(description="Keycloak access token.", min_length=1)
     task_id: str = Field(description="Opaque id of the task mapping.", pattern=OPAQUE_ID)
-    queue: str | None = Field(default=None, description="Queue name or null.", pattern=NAME)
-    params: dict[str, JSONValue] | None = Field(default=None, description="Parameters.")
+    queue: str | None = Field(
+        default=None, description="Queue name; null or empty: the default.", pattern=NAME
+    )
+    params: dict[str, JSONValue] | None = Field(
+        default=None, description="Parameters (an object, or JSON text of one)."
+    )
+
+    @field_validator("queue", mode="before")
+    @classmethod
+    def _empty_queue_is_none(cls, value: object) -> object:
+        """The node sends `queue_name || config.queue_name`: an empty editor field gives ""."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _params_as_json_text(cls, value: object) -> object:
+        """A node whose input field holds JSON text sends `params` as a string; an object's
+        text is read as that object (anything else fails validation as before)."""
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(value)
+                if isinstance(parsed, dict):
+                    return parsed
+        return value
 
 
 class EnqueueAccepted(Model):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a fresh clone: the Python environment (.venv), the Kafka jars, the FerretDB binary and
-# Keycloak (its distribution and a Java 21+ JDK).
+# Prepares a fresh clone: the Python environment (.venv), the Kafka jars, the FerretDB binary,
+# Keycloak (its distribution and a Java 21+ JDK) and Node-RED (npm ci; the existing-client check).
 # Caches live outside the repository (~/.cache/pip, ~/.m2, Go's caches, ~/.cache/mlbus), so a
 # second clone on the same machine is ready in seconds. Each step says what it does.
 set -euo pipefail
@@ -20,3 +20,4 @@ fi
 bash deploy/kafka/fetch.sh >/dev/null
 bash deploy/ferretdb/build.sh >/dev/null
 bash deploy/keycloak/fetch.sh >/dev/null
+bash deploy/nodered/fetch.sh >/dev/null
