@@ -43,7 +43,7 @@ import asyncio, sys
 from aiokafka import AIOKafkaConsumer
 async def main():
     c = AIOKafkaConsumer(sys.argv[2], bootstrap_servers=sys.argv[1], group_id="bench-baseline",
-                         auto_offset_reset="latest")
+                         auto_offset_reset="latest", auto_commit_interval_ms=500)
     await c.start()
     try:
         while True:
@@ -160,7 +160,7 @@ async def watch(url: str, token: str, seen: dict[str, list[float]], ready: async
 
 
 async def run(args: argparse.Namespace) -> None:
-    stack = Stack()
+    stack = Stack(profile=args.profile)
     notifier_metrics = free_port()
     stack.extra_env.update(
         {
@@ -301,7 +301,10 @@ def main() -> int:
     parser.add_argument(
         "--spacing-s", type=float, default=2.0, help="between victims (more than the group wait)"
     )
-    parser.add_argument("--group-wait-s", type=float, default=0.5, help="the notifier's")
+    parser.add_argument("--profile", nargs="*", default=[], help="services to run under cProfile")
+    parser.add_argument(
+        "--group-wait-s", type=float, default=0.5, help="the notifier's (its default: 0.5)"
+    )
     asyncio.run(run(parser.parse_args()))
     return 0
 

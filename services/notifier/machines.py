@@ -56,7 +56,10 @@ class MachineRules:
         if known is None or known.interval_s != hb.interval_s:
             changed.append(keys.machine(hb.machine_id))
         self.machines[hb.machine_id] = MachineSeen(
-            machine_id=hb.machine_id, interval_s=hb.interval_s, last_seen=now, last_sent=sent_at
+            machine_id=hb.machine_id,
+            interval_s=hb.interval_s,
+            last_seen=heard_at(sent_at, now, hb.interval_s),
+            last_sent=sent_at,
         )
         changed += _alert(self._book.deactivate(MACHINE_OFFLINE.name, hb.machine_id, now))
         for gpu in hb.gpus:
@@ -156,3 +159,12 @@ class MachineRules:
 
 def _alert(fp: str | None) -> list[str]:
     return [keys.alert(fp)] if fp else []
+
+
+def heard_at(sent_at: datetime, now: datetime, interval_s: float) -> datetime:
+    """When the machine was last heard of: the heartbeat's own time when the agent's clock agrees
+    with ours to within one interval (so time the message spent queued in Kafka or waiting in
+    this consumer's backlog does not delay an offline alert), else the time it arrived."""
+    if abs((now - sent_at).total_seconds()) <= interval_s:
+        return min(sent_at, now)
+    return now

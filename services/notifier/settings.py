@@ -48,7 +48,7 @@ class NotifierSettings(BusSettings):
     model_config = SettingsConfigDict(env_prefix="MLBUS_NOTIFIER_", frozen=True, extra="ignore")
 
     group: str = Field(default="mlbus-notifier", description="Prefix of its consumer groups.")
-    tick_s: float = Field(default=0.2, gt=0, description="Period of timers (offline, grouping).")
+    tick_s: float = Field(default=0.1, gt=0, description="Period of timers (offline, grouping).")
     missed_heartbeats: int = Field(default=3, ge=1, description="Missed: machine offline.")
     heartbeat_max_age_s: float = Field(
         default=300.0, gt=0, description="Older heartbeats (backlog, history) are ignored."
@@ -62,7 +62,9 @@ class NotifierSettings(BusSettings):
         default=600.0, gt=0, description="Oldest entry waiting longer: backlog."
     )
     group_wait_s: float = Field(
-        default=1.0,
+        # 0.5 s: a storm's alerts (machines whose last heartbeats were spread over an interval)
+        # keep arriving far closer together than that, and one alone is told within a second.
+        default=0.5,
         ge=0,
         description="Alerts of one kind are sent together once none joined for this long...",
     )

@@ -211,3 +211,17 @@ def test_a_users_task_events_are_notifications_for_that_user_alone() -> None:
         "task_stopped",
         "task_enqueue_failed",
     }
+
+
+def test_a_machine_is_heard_at_its_heartbeats_own_time_when_the_clocks_agree() -> None:
+    """Time a heartbeat waited in Kafka or in the consumer's backlog must not delay its machine's
+    offline alert; a heartbeat from a clock off by more than an interval counts on arrival."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.notifier.machines import heard_at
+
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert heard_at(now - timedelta(seconds=2), now, 5.0) == now - timedelta(seconds=2)
+    assert heard_at(now + timedelta(seconds=1), now, 5.0) == now  # never in our future
+    assert heard_at(now - timedelta(seconds=30), now, 5.0) == now  # skewed clock: arrival
+    assert heard_at(now + timedelta(seconds=30), now, 5.0) == now
