@@ -129,6 +129,9 @@ class TaskMapping(Model):
     description: str = Field(description="Description.")
     created_at: datetime = Field(description="When it was registered.")
     created_by: str | None = Field(default=None, description="Admin who registered it.")
+    warnings: list[str] = Field(
+        default_factory=list, description="What the admin should know (on registration only)."
+    )
 
 
 class OnDemandRequest(Model):
@@ -182,6 +185,9 @@ class ServingMachine(Model):
     description: str = Field(description="Description.")
     created_at: datetime = Field(description="When it was registered.")
     created_by: str | None = Field(default=None, description="Admin who registered it.")
+    warnings: list[str] = Field(
+        default_factory=list, description="What the admin should know (on registration only)."
+    )
 
 
 class EndpointMappingIn(Model):

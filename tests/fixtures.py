@@ -132,7 +132,7 @@ async def enqueuer(bus: Bus, sim: SimServer) -> AsyncIterator[Worker]:
 async def parking_task_id(ingest: httpx.AsyncClient, issuer: Issuer) -> str:
     """Map the simulator's parking template; returns its opaque id."""
     response = await ingest.post(
-        "/v1/admin/task-mappings",
+        "/v1/admin/task-mappings?force=true",  # "nowhere" does not exist, on purpose
         json={
             "clearml_task_id": PARKING,
             "default_queue": "gpu-a100",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request
 
 from runtime.http import ApiError
 from schemas.api import (
@@ -19,7 +19,7 @@ from schemas.api import (
     TaskMappingIn,
 )
 from schemas.base import utcnow
-from services.ingest import errors
+from services.ingest import checks, errors
 from services.ingest.audit import Audited, AuditTrail
 from services.ingest.auth import Principal
 from services.ingest.deps import Ingest, admin_principal, ingest_of
@@ -62,9 +62,17 @@ def _opaque(ingest: Ingest, real_id: str) -> str:
 
 @router.post("/task-mappings", status_code=201, response_model=TaskMapping)
 async def add_task_mapping(
-    body: TaskMappingIn, ingest: IngestDep, who: Admin, audit: Audited
+    body: TaskMappingIn,
+    request: Request,
+    *,
+    ingest: IngestDep,
+    who: Admin,
+    audit: Audited,
+    force: Annotated[bool, Query(description="Register even if a queue is unknown.")] = False,
 ) -> TaskMapping:
-    """Register a ClearML template under a new opaque id."""
+    """Register a ClearML template under a new opaque id (its queues must exist, or `force`)."""
+    queues = {body.default_queue, *body.allowed_queues}
+    warnings = await checks.queue_warnings(request, queues, force=force)
     mapping = TaskMapping(
         task_id=_opaque(ingest, body.clearml_task_id),
         clearml_task_id=body.clearml_task_id,
@@ -74,7 +82,8 @@ async def add_task_mapping(
         created_at=utcnow(),
         created_by=who.user,
     )
-    return await _add(ingest, TASKS, ingest.tasks, mapping, audit)
+    added = await _add(ingest, TASKS, ingest.tasks, mapping, audit)
+    return added.model_copy(update={"warnings": warnings})
 
 
 @router.get("/task-mappings", response_model=list[TaskMapping])
@@ -105,7 +114,9 @@ async def add_serving_machine(
         created_at=utcnow(),
         created_by=who.user,
     )
-    return await _add(ingest, MACHINES, ingest.machines, machine, audit)
+    warnings = await checks.replica_warnings(machine.base_urls)
+    added = await _add(ingest, MACHINES, ingest.machines, machine, audit)
+    return added.model_copy(update={"warnings": warnings})
 
 
 @router.get("/serving-machines", response_model=list[ServingMachine])

@@ -69,6 +69,15 @@ class ResourceReadModel:
                 self._cached = (self._clock(), await self._read())
             return self._cached[1]
 
+    async def queue_names(self) -> set[str]:
+        """The cluster's queue names, read now (not from the cache: an admin's registration is
+        rare, and must neither see an old list nor leave one for `auto` to use)."""
+        try:
+            docs = await self._db[QUEUES].find({}, {"name": 1}).to_list()
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return {str(d["name"]) for d in docs if d.get("name")}
+
     async def _read(self) -> Snapshot:
         try:
             machines = await self._db[RESOURCES].find({}).to_list()
