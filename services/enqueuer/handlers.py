@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from runtime.clearml import ClearMLRejected
+from runtime.logbus import LogBus
 from runtime.retry import PermanentError
 from schemas.base import Envelope, JSONValue, utcnow
 from schemas.codec import encode, envelope_for
@@ -24,7 +25,6 @@ from schemas.logs import RequestLogged
 from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import TASK_EVENTS
 from services.enqueuer.clearml import ClearML
-from services.enqueuer.logbus import LogBus
 from services.enqueuer.params import to_hyperparams
 from services.enqueuer.store import SETTLED, EnqueueLogStore
 

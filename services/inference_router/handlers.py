@@ -16,6 +16,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from runtime.logbus import LogBus
 from schemas.base import Envelope, utcnow
 from schemas.codec import encode, envelope_for
 from schemas.inference import InferenceRequested
@@ -29,7 +30,6 @@ from services.inference_router.errors import (
     ModelTimedOut,
     ReplicaRefused,
 )
-from services.inference_router.logbus import LogBus
 from services.inference_router.model import ModelClient
 from services.inference_router.outcomes import Outcome
 from services.inference_router.routes import Route, RouteTable

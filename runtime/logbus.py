@@ -1,4 +1,4 @@
-"""RequestLogged on mlbus.logs, for the logger's read models.
+"""RequestLogged on mlbus.logs, for the logger's read models; the enqueuer and router publish it.
 
 Published after the log write is durable and without waiting for the broker: the log in MongoDB
 is the record, the message only keeps the read models current, so a failure to publish is
