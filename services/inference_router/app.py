@@ -1,4 +1,4 @@
-"""Wiring of the inference router: Kafka, MongoDB, the pooled httpx client, the route cache
+"""Wiring of the inference router: Kafka, MongoDB, the pooled HTTP client, the route cache
 with its reload and health loops, and the consumer loop."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from runtime.pipeline import PipelinedConsumerLoop
 from runtime.retry import RetryPolicy
 from schemas.topics import INFERENCE_REQUESTS, REGISTRY
 from services.inference_router.handlers import InferenceHandler
-from services.inference_router.model import ModelClient, open_http
+from services.inference_router.model import ModelClient
 from services.inference_router.notices import Notifier
 from services.inference_router.routes import RouteTable
 from services.inference_router.settings import InferenceRouterSettings
 from services.inference_router.store import MappingStore, OnDemandLogStore
+from services.inference_router.transport import open_transport
 
 SERVICE = "inference_router"
 
@@ -32,9 +33,12 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
     # flight, then the producer flushes and the HTTP and Mongo clients close.
     async with contextlib.AsyncExitStack() as stack:
         mongo = mongo_on(stack, settings)
-        http = await stack.enter_async_context(open_http(settings))
+        http = await stack.enter_async_context(open_transport(settings))
         # latency path: never wait to batch
         producer = await start_producer(stack, settings, linger_ms=0)
+        # RequestLogged is off the caller's path: its own producer waits a little so that the
+        # logs of many calls share one produce request (acks=all, idempotent, like every other).
+        log_producer = await start_producer(stack, settings, linger_ms=settings.log_linger_ms)
         notifier = Notifier(producer, settings.topic_prefix, settings.breaker_cooldown_s)
         stack.push_async_callback(notifier.drain)
         consumer = await start_consumer(stack, settings, INFERENCE_REQUESTS, settings.group)
@@ -48,6 +52,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
             producer,
             dedupe_grace_s=settings.dedupe_grace_s,
             logs_prefix=settings.topic_prefix,
+            log_producer=log_producer,
         )
         background = [
             asyncio.create_task(routes.keep_fresh(stop)),

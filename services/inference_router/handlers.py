@@ -58,11 +58,14 @@ class InferenceHandler:
         *,
         dedupe_grace_s: float = 5.0,
         logs_prefix: str = "",
+        log_producer: AIOKafkaProducer | None = None,
     ) -> None:
         self._routes, self._model, self._logs, self._producer = routes, model, logs, producer
         self._grace = dedupe_grace_s
         self._seen: DedupeCache[Outcome] = DedupeCache()
-        self._logbus = LogBus(producer, logs_prefix, "inference_router")
+        # RequestLogged may go through its own lingering producer (see app.py): it is not on
+        # the caller's path, and batching it saves the broker a request per call.
+        self._logbus = LogBus(log_producer or producer, logs_prefix, "inference_router")
 
     async def __call__(self, env: Envelope[InferenceRequested]) -> None:
         consumed = utcnow()

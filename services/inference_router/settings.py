@@ -26,13 +26,23 @@ class InferenceRouterSettings(BusSettings):
     read_timeout_s: float = Field(default=30.0, description="Cap on one model call's wait.")
     max_connections: int = Field(
         default=32,
-        description="Pooled connections, all replicas. Small on purpose: httpcore's pool does "
-        "work per request in proportion to its connections.",
+        description="Pooled connections, all replicas (more calls than this at once wait for "
+        "a free connection).",
+    )
+    keepalive_s: float = Field(
+        default=4.0,
+        description="Idle time after which a pooled connection is closed; under the usual 5 s "
+        "server keep-alive (uvicorn's), so a call never lands on a connection the node is closing.",
     )
     commit_interval_s: float = Field(
         default=0.5,
         description="Offset commits at most this often: each is a broker write, and a replay "
         "after a crash is cheap (past-deadline requests are skipped, replies are by request id).",
+    )
+    log_linger_ms: int = Field(
+        default=50,
+        description="Batching wait of RequestLogged publishes (off the caller's path): one "
+        "produce request carries the logs of many calls.",
     )
     dedupe_grace_s: float = Field(
         default=5.0, description="How long past its deadline a request id is remembered."
