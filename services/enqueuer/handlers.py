@@ -30,6 +30,7 @@ from services.enqueuer.store import SETTLED, EnqueueLogStore
 
 log = logging.getLogger(__name__)
 REQUEST_TAG = "mlbus-request:"
+INVALID_TASK_STATUS = 110  # ClearML's 400/110: the task is not in a status this call accepts
 
 
 def _ms(since: float) -> float:
@@ -55,12 +56,16 @@ class EnqueueHandler:
         clone_id, status, cloned_at = await self._clone(env, prior, latency)
         watched = None  # already enqueued before a crash: only the record is missing
         if status == "created":
-            started = time.perf_counter()
-            await self._clearml.set_hyperparams(clone_id, to_hyperparams(env.payload.input))
-            latency["parameters"] = _ms(started)
-            started = time.perf_counter()
-            watched = await self._enqueue(env, clone_id)
-            latency["enqueue"] = _ms(started)
+            try:
+                started = time.perf_counter()
+                await self._clearml.set_hyperparams(clone_id, to_hyperparams(env.payload.input))
+                latency["parameters"] = _ms(started)
+                started = time.perf_counter()
+                watched = await self._enqueue(env, clone_id)
+                latency["enqueue"] = _ms(started)
+            except ClearMLRejected as exc:
+                if not await self._moved_on(exc, clone_id):
+                    raise
         await self._store.record_queued(env, clone_id, cloned_at, watched, latency)
         await self._logged(env, "queued", {"queue": env.payload.queue_name})
         await self._event(env, TaskEventKind.ENQUEUED, clone_id=clone_id, queue_watched=watched)
@@ -88,6 +93,19 @@ class EnqueueHandler:
         clone_id = await self._clearml.clone(template, name, tags)
         latency["clone"] = _ms(started)
         return clone_id, "created", utcnow()
+
+    async def _moved_on(self, exc: ClearMLRejected, clone_id: str) -> bool:
+        """True when the clone left `created` because another delivery of the same request
+        enqueued it meanwhile (a rebalance can hand a partition over while a call is in flight):
+        the request is then queued, and this delivery only records it."""
+        if exc.subcode != INVALID_TASK_STATUS:
+            return False
+        rows = await self._clearml.statuses([clone_id])
+        now = str(rows[0].get("status")) if rows else None
+        if now is None or now == "created":
+            return False
+        log.info("clone %s is %s already: another delivery enqueued it", clone_id, now)
+        return True
 
     async def _enqueue(self, env: Envelope[EnqueueTask], clone_id: str) -> bool | None:
         queue_id = await self._clearml.queue_id(env.payload.queue_name)
