@@ -7,6 +7,7 @@ Every error a client sees is `{"code": "<stable_code>", "message": "<human text>
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runtime import metrics
 
 REQUEST_ID_HEADER = "x-request-id"
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
@@ -105,7 +107,10 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        rid = headers.get(REQUEST_ID_HEADER.encode(), b"").decode()[:64] or uuid.uuid4().hex
+        sent = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        # A client's own id is kept only when it is a safe key (it becomes the envelope id, a
+        # MongoDB _id and part of field paths): else a fresh one.
+        rid = sent if _SAFE_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status_holder = [500]

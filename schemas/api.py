@@ -269,7 +269,9 @@ class MachineSummary(Model):
     online: bool = Field(description="Reporting now.")
     since: datetime = Field(description="When `online` last changed.")
     workers: list[str] = Field(description="ClearML worker ids.")
-    ips: list[str] = Field(description="Addresses its workers report from.")
+    ips: list[str] | None = Field(
+        default=None, description="Addresses its workers report from (admins only)."
+    )
     queues: list[str] = Field(description="Queues its workers serve.")
     running_tasks: int = Field(description="Tasks its workers run now.", ge=0)
     free_gpus: int = Field(description="Free GPUs now.", ge=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -13,7 +14,9 @@ class RequestLogged(Model):
     """A step of a request reached a state; the logger folds these into read models."""
 
     request_id: str = Field(description="The request.", examples=["5f0c8a9e"])
-    path: str = Field(description="'enqueue' or 'ondemand'.", examples=["enqueue"])
+    path: Literal["enqueue", "ondemand"] = Field(
+        description="Which path the request took.", examples=["enqueue"]
+    )
     status: str = Field(description="State reached.", examples=["queued"])
     user: str | None = Field(default=None, description="Requester.", examples=["alice"])
     target: str | None = Field(default=None, description="Opaque task or endpoint.")

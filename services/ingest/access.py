@@ -72,7 +72,7 @@ class NetworkPolicy:
         for hop in reversed(forwarded_for.split(",")):
             hop_address = _parse(hop)
             if hop_address is None:
-                return address  # a garbled chain: trust only what is known, the last proxy
+                return None  # a garbled chain from a trusted proxy: the client is unknown
             address = hop_address
             if not _inside(address, self.proxies):
                 return address
@@ -107,6 +107,9 @@ class RefusalCounter:
         if len(self._seen) > 10_000:  # bounded: forget the quietest half
             for key in sorted(self._seen, key=lambda k: self._seen[k][-1])[:5_000]:
                 del self._seen[key]
+        if len(self._alerted) > 10_000:  # bounded too: alerts older than a window are spent
+            for key in [k for k, t in self._alerted.items() if now - t >= self.window_s]:
+                del self._alerted[key]
         if len(recent) < self.threshold:
             return False
         if now - self._alerted.get(address, float("-inf")) < self.window_s:
@@ -156,11 +159,9 @@ class NetworkGate:
 def client_address(policy: NetworkPolicy, scope: Scope) -> Address | None:
     """The client's address for one request."""
     peer = scope.get("client")
-    forwarded = None
-    for name, value in scope.get("headers", []):
-        if name == b"x-forwarded-for":
-            forwarded = value.decode("latin-1") if forwarded is None else f"{forwarded},{value}"
-    return policy.client(peer[0] if peer else None, forwarded)
+    # Several header lines are one list, in order (RFC 9110 §5.3); a proxy may add its own line.
+    lines = [v.decode("latin-1") for n, v in scope.get("headers", []) if n == b"x-forwarded-for"]
+    return policy.client(peer[0] if peer else None, ",".join(lines) or None)
 
 
 async def _send_json(send: Send, status: int, body: object) -> None:

@@ -141,7 +141,16 @@ async def resources(request: Request, who: User) -> ResourcesView:
     except StoreUnavailable as exc:
         raise errors.store_unavailable() from exc
     detailed = privileged(who)
-    return summarise(snap, detailed, utcnow(), settings.auto_state_max_age_s)
+    view = summarise(snap, detailed, utcnow(), settings.auto_state_max_age_s)
+    if detailed and not who.is_admin:  # machine addresses are for admins only (operators: names)
+        view = view.model_copy(
+            update={
+                "machine_details": [
+                    m.model_copy(update={"ips": None}) for m in view.machine_details or []
+                ]
+            }
+        )
+    return view
 
 
 def summarise(

@@ -55,7 +55,14 @@ class RoleMap:
 
     def token_roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
         """The roles of the token that count: realm roles, the `roles` claim, the named
-        clients' roles. Malformed role claims count for nothing."""
+        clients' roles. Malformed role claims count for nothing.
+
+        Only in tokens issued to one of the named clients (`azp`): the administrator of any
+        other client can put whatever claims its tokens carry (a hardcoded-claim mapper writing
+        `realm_access.roles: [RootAdmin]`), so such a token is a plain user's."""
+        azp = claims.get("azp")
+        if azp is not None and azp not in self.clients:
+            return frozenset()
         found = set(_strings(_get(claims.get("realm_access"), "roles")))
         found.update(_strings(claims.get("roles")))
         access = claims.get("resource_access")

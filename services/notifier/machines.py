@@ -47,6 +47,8 @@ class MachineRules:
 
     def heartbeat(self, hb: AgentHeartbeat, sent_at: datetime, now: datetime) -> list[str]:
         """A machine reported; returns the changed state keys."""
+        # An agent clock running ahead must not make its later, true heartbeats look old.
+        sent_at = min(sent_at, now)
         if (now - sent_at).total_seconds() > self._limits.max_age_s:
             return []
         known = self.machines.get(hb.machine_id)

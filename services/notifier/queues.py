@@ -18,6 +18,9 @@ class QueueLimits:
 
     max_length: int = 20
     max_wait_s: float = 600.0
+    #: States older than this are history (a new consumer group replays the compacted topic,
+    #: deleted queues included): they change no alert. The monitor republishes every minute.
+    max_age_s: float = 180.0
 
 
 class QueueRules:
@@ -28,6 +31,8 @@ class QueueRules:
 
     def state(self, queue: QueueState, now: datetime) -> list[str]:
         """A queue's new state; returns the changed state keys."""
+        if (now - queue.at).total_seconds() > self._limits.max_age_s:
+            return []
         changed = [self._backlog(queue, now), self._no_worker(queue, now)]
         return [keys.alert(fp) for fp in changed if fp]
 

@@ -274,6 +274,9 @@ async def test_resources_hide_machine_names_from_a_plain_user(
     assert {"gpu-box-01", "gpu-box-02", "t4-box-01", "edge-box-07"} <= names
     t4 = next(q for q in detailed["queues"] if q["name"] == "gpu-t4")
     assert t4["worker_ids"] == ["t4-box-01:gpu0"]
+    assert all(m["ips"] is None for m in detailed["machine_details"])  # addresses: admins only
+    admin = await ingest.get("/v1/resources", headers=auth(issuer, "root", ["RootAdmin"]))
+    assert any(m["ips"] for m in admin.json()["machine_details"])
 
     anonymous = await ingest.get("/v1/resources")
     assert anonymous.status_code == 401

@@ -36,7 +36,7 @@ def test_forwarded_for_is_read_from_the_right_skipping_trusted_proxies() -> None
     chain = "10.9.9.9, 203.0.113.5, 192.168.1.7"
     assert p.client("192.168.1.8", chain) == ip("203.0.113.5")
     assert p.client("192.168.1.8", "10.2.3.4") == ip("10.2.3.4")
-    assert p.client("192.168.1.8", "garbage") == ip("192.168.1.8")
+    assert p.client("192.168.1.8", "garbage") is None  # unknown client: refused, not the proxy
     assert p.client(None, None) is None
 
 
@@ -112,3 +112,17 @@ async def test_active_tasks_are_looked_up_only_at_the_limit_and_ended_ones_free_
     assert not await tasks.room("alice", 2)
     tasks.discard("alice", "r3")
     assert await tasks.room("alice", 2)
+
+
+def test_several_forwarded_for_lines_are_one_list() -> None:
+    """A proxy that adds its own header line (HAProxy's forwardfor) must not turn the client
+    into the proxy: found in review, where the second line was read as bytes' repr."""
+    from services.ingest.access import client_address
+
+    p = policy(["10.0.0.0/8"], proxies=("10.0.0.5/32",))
+    scope = {
+        "client": ("10.0.0.5", 1234),
+        "headers": [(b"x-forwarded-for", b"10.9.9.9"), (b"x-forwarded-for", b"198.51.100.7")],
+    }
+    assert client_address(p, scope) == ip("198.51.100.7")
+    assert not p.allows(client_address(p, scope))

@@ -79,9 +79,11 @@ async def test_the_mapping_is_configuration() -> None:
     custom = verifier(
         role_map={"mlbus-admins": "admin", "AreaManager": "user"}, role_clients=["portal"]
     )
-    admin = await custom.verify(signed([], resource_access={"portal": {"roles": ["mlbus-admins"]}}))
+    admin = await custom.verify(
+        signed([], azp="portal", resource_access={"portal": {"roles": ["mlbus-admins"]}})
+    )
     assert admin.is_admin
-    demoted = await custom.verify(signed(["AreaManager", "RootAdmin"]))
+    demoted = await custom.verify(signed(["AreaManager", "RootAdmin"], azp="portal"))
     assert not demoted.is_operator
     assert not demoted.is_admin  # RootAdmin is not in this map
 
@@ -114,3 +116,15 @@ async def test_the_user_is_the_preferred_username() -> None:
     assert named.user == "alice"
     unnamed = signed([], preferred_username=None, sub=None)
     assert "names no user" in await rejected(unnamed, verifier())
+
+
+async def test_roles_count_only_in_tokens_issued_to_mlbus_clients() -> None:
+    """Found in review: another client's administrator can make its tokens claim any role (a
+    hardcoded-claim mapper), so a token issued to that client is a plain user's."""
+    forged = await who(["RootAdmin"], azp="some-other-app", roles=["RootAdmin"])
+    assert not forged.is_admin
+    assert forged.grants == {"user"}
+    own = await who(["RootAdmin"], azp="nodered-iotedge")
+    assert own.is_admin
+    unnamed = await who(["RootAdmin"], azp=None)  # no azp (not Keycloak): the claims count
+    assert unnamed.is_admin

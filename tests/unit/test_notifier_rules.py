@@ -225,3 +225,23 @@ def test_a_machine_is_heard_at_its_heartbeats_own_time_when_the_clocks_agree() -
     assert heard_at(now + timedelta(seconds=1), now, 5.0) == now  # never in our future
     assert heard_at(now - timedelta(seconds=30), now, 5.0) == now  # skewed clock: arrival
     assert heard_at(now + timedelta(seconds=30), now, 5.0) == now
+
+
+def test_one_heartbeat_from_a_clock_running_ahead_does_not_silence_the_machine(
+    rules: MachineRules,
+) -> None:
+    """Found in review: a heartbeat dated an hour ahead made every later true one look old."""
+    rules.heartbeat(beat(), at(3600), at(0))  # the agent's clock an hour ahead, once
+    for k in range(1, 5):  # then true heartbeats every 5 s
+        rules.heartbeat(beat(), at(5 * k), at(5 * k))
+    assert rules.tick(at(21)) == []  # heard 1 s ago: not offline
+
+
+def test_old_queue_states_replayed_from_the_compacted_topic_change_nothing(book: AlertBook) -> None:
+    """Found in review: a new consumer group replays every queue state ever kept, deleted
+    queues included; only fresh ones may raise alerts."""
+    rules = QueueRules(QueueLimits(max_length=2), book)
+    old = QueueState(queue_id="q1", name="gone", length=50, at=at(0))
+    assert rules.state(old, at(600)) == []
+    fresh = QueueState(queue_id="q2", name="busy", length=50, at=at(599))
+    assert rules.state(fresh, at(600)) == ["alert:queue_backlog:busy", "alert:queue_no_worker:busy"]
