@@ -39,7 +39,7 @@ class Guard:
         self._settings = settings
         self.policy = policy_from(settings)
         self._rates = SlidingWindow(settings.quota_window_s)
-        self.tasks = ActiveTasks(lookup)
+        self.tasks = ActiveTasks(lookup, settings.task_slot_max_age_s)
 
     def check_network(self, request: Request, who: Principal) -> None:
         """403 when a role of the caller requires networks the address is not in."""

@@ -76,31 +76,40 @@ class SlidingWindow:
 
 @dataclass
 class ActiveTasks:
-    """Enqueue requests per user that may still be queued or running."""
+    """Enqueue requests per user that may still be queued or running.
+
+    A slot also ends after `max_age_s`: a task that ClearML deleted, or reset to draft, never
+    reaches an ended status, and must not hold its user's slot for ever.
+    """
 
     lookup: Lookup
-    _active: dict[str, set[str]] = field(default_factory=dict)
+    max_age_s: float = 7 * 24 * 3600.0
+    clock: Callable[[], float] = time.monotonic
+    _active: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def add(self, user: str, request_id: str) -> None:
         """A request was accepted for `user`."""
-        self._active.setdefault(user, set()).add(request_id)
+        self._active.setdefault(user, {})[request_id] = self.clock()
 
     def discard(self, user: str, request_id: str) -> None:
         """The request never got in."""
-        self._active.get(user, set()).discard(request_id)
+        self._active.get(user, {}).pop(request_id, None)
 
     async def room(self, user: str, limit: int) -> bool:
         """True when `user` may start one more."""
-        active = self._active.get(user, set())
+        active = self._active.get(user, {})
         if len(active) < limit:
             return True
+        now = self.clock()
+        for rid in [r for r, since in active.items() if now - since >= self.max_age_s]:
+            del active[rid]
         ids = sorted(active)
         statuses = await asyncio.gather(*(self.lookup(rid) for rid in ids))
         for rid, status in zip(ids, statuses, strict=True):
             if status in ENDED:
-                active.discard(rid)
+                active.pop(rid, None)
         return len(active) < limit
 
     def count(self, user: str) -> int:
         """How many this process counts now."""
-        return len(self._active.get(user, ()))
+        return len(self._active.get(user, {}))

@@ -116,6 +116,12 @@ class IngestSettings(BusSettings):
         default_factory=lambda: {"user": 20, "operator": 50, "admin": 200},
         description="Per role: enqueued tasks that may be queued or running at once.",
     )
+    task_slot_max_age_s: float = Field(
+        default=7 * 24 * 3600.0,
+        gt=0,
+        description="A task holds its user's slot at most this long (ClearML may delete or "
+        "reset a task, which then never ends).",
+    )
     user_task_quotas: dict[str, int] = Field(
         default_factory=dict, description="Per user name: overrides the role's task quota."
     )

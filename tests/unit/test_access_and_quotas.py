@@ -126,3 +126,17 @@ def test_several_forwarded_for_lines_are_one_list() -> None:
     }
     assert client_address(p, scope) == ip("198.51.100.7")
     assert not p.allows(client_address(p, scope))
+
+
+async def test_a_slot_ends_after_its_maximum_age_even_if_the_task_never_ends() -> None:
+    """Found in review: a task deleted or reset in ClearML never reaches an ended status."""
+    now = [0.0]
+
+    async def never_ends(rid: str) -> str | None:
+        return "queued"
+
+    tasks = ActiveTasks(never_ends, max_age_s=100.0, clock=lambda: now[0])
+    tasks.add("alice", "r1")
+    assert not await tasks.room("alice", 1)
+    now[0] = 100.0
+    assert await tasks.room("alice", 1)
