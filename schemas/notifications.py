@@ -4,7 +4,9 @@ An alert (a condition with a start and an end, like "machine offline") gives one
 with `status: firing` when it starts and one with `status: resolved` when it ends, both with the
 same `fingerprint`; a still-firing alert may be repeated (`repeat: true`) after the repeat
 interval. A one-off fact (a user's task completed) has `status: event`. Many alerts of one kind
-starting together are grouped into one notification whose `subjects` lists them all.
+starting together are grouped into one notification whose `subjects` lists them all; its
+`fingerprint` names that group, and since the members of a storm may end at different times (in
+other groups), a consumer matches firing to resolved by `kind` and each of `subjects`.
 """
 
 from __future__ import annotations
