@@ -7,11 +7,17 @@ admin API makes is an `_id` lookup, the only one FerretDB answers from an index;
 
 The log index (`view_log_index`) answers "newest first, filtered" without scanning the logs:
 
-- a bucket document per (path, dimension, value, hour of acceptance), `_id` =
-  `<path>|<dim>|<value>|<YYYY-MM-DDTHH>`, holding `entries.<request id> = [accepted ms, user,
-  target, status]`; dimensions are `all`, `user`, `target` and `status`;
-- a directory document per (path, dimension, value), `_id` = `<path>|<dim>|<value>`, holding
-  `h.<YYYY-MM-DDTHH> = 1` for every hour that has a bucket, so that a reader skips empty hours.
+- a bucket document per (path, dimension, value, slot of acceptance), `_id` =
+  `<path>|<dim>|<value>|<slot>`, holding `entries.<request id> = [accepted ms, user, target,
+  status, row]`, where `row` is the request's whole view document (without `_id`), so that a
+  page is read from its buckets alone, with no lookup per row; dimensions are `all`, `user`,
+  `target` and `status`. A slot (`YYYY-MM-DDTHH:MM`, its first minute) is five minutes for
+  `all` and ten for `status`, whose values are dense, and an hour (`YYYY-MM-DDTHH`) for `user`
+  and `target`, so that a bucket holds tens of rows, not hundreds;
+- a directory document per (path, dimension, value), `_id` = `dir|<path>|<dim>|<value>`,
+  holding `d.<YYYY-MM-DD> = 1` for every day that has a bucket, and one per day, `_id` =
+  `dir|<path>|<dim>|<value>|<YYYY-MM-DD>`, holding `s.<slot> = 1` for every slot of that day
+  that has a bucket, so that a reader skips empty slots and no directory grows past a day.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ PATHS = ("enqueue", "ondemand")
 RAW_OF = {"enqueue": ENQUEUE_LOGS, "ondemand": ONDEMAND_LOGS}
 VIEW_OF = {"enqueue": VIEW_ENQUEUE, "ondemand": VIEW_ONDEMAND}
 DIMENSIONS = ("all", "user", "target", "status")
+#: Minutes per bucket slot of the dense dimensions (the others have hour slots): a bucket should
+#: hold tens of rows, since a read parses all of it.
+SLOT_MINUTES = {"all": 5, "status": 10}
 #: `target` of the per-hour documents that total every target of the hour.
 ALL_TARGETS = "*"
 
@@ -82,14 +91,32 @@ def usage_id(user: str, path: str, day: str) -> str:
     return f"{user}|{path}|{day}"
 
 
-def bucket_id(path: str, dim: str, value: str, hour: str) -> str:
+def bucket_id(path: str, dim: str, value: str, slot: str) -> str:
     """`_id` of a log-index bucket."""
-    return f"{path}|{dim}|{value}|{hour}"
+    return f"{path}|{dim}|{value}|{slot}"
 
 
-def directory_id(path: str, dim: str, value: str) -> str:
-    """`_id` of a log-index directory."""
-    return f"{path}|{dim}|{value}"
+def directory_id(path: str, dim: str, value: str, day: str | None = None) -> str:
+    """`_id` of a log-index directory: of days, or (with `day`) of that day's slots."""
+    top = f"dir|{path}|{dim}|{value}"
+    return top if day is None else f"{top}|{day}"
+
+
+def slot_key(dim: str, at: datetime) -> str:
+    """The bucket slot of a time in a dimension: `YYYY-MM-DDTHH:MM` (its first minute) for the
+    dense dimensions (`SLOT_MINUTES`), `YYYY-MM-DDTHH` for the others. Keys sort in time
+    order."""
+    hour, minutes = hour_key(at), SLOT_MINUTES.get(dim)
+    if minutes is None:
+        return hour
+    return f"{hour}:{at.astimezone(UTC).minute // minutes * minutes:02d}"
+
+
+def slot_start_ms(slot: str) -> int:
+    """The first millisecond of a slot or day key (inverse of `slot_key` and `day_key`)."""
+    formats = {10: "%Y-%m-%d", 13: "%Y-%m-%dT%H", 16: "%Y-%m-%dT%H:%M"}
+    start = datetime.strptime(slot, formats[len(slot)]).replace(tzinfo=UTC)
+    return epoch_ms(start)
 
 
 def field_name(text: str) -> str:

@@ -1,15 +1,18 @@
 """Reads of the log read models the logger keeps (see schemas/views.py for their layout).
 
 Every read is an `_id` lookup, the only one FerretDB serves from an index, so a page costs the
-same with a thousand logs or a million: one directory, the hour buckets needed to fill the page
-(a few at a time, newest first), then the page's view documents. A page stops after
-`max_buckets` hours per path and then says where it stopped (a short page with a cursor).
+same with a thousand logs or a million: the directory of days, a day's directory of slots, and
+the buckets needed to fill the page (a few at a time, newest first). A bucket entry carries its
+request's whole view document, so there is no lookup per row (FerretDB answers `$in` on `_id` by
+a scan). A page stops after `max_buckets` slots per path and then says where it stopped (a short
+page with a cursor).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,19 +22,20 @@ from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
 from schemas.views import (
     LOG_INDEX,
     VIEW_DAILY,
-    VIEW_OF,
     bucket_id,
     daily_id,
+    day_key,
     directory_id,
-    hour_key,
-    hour_start,
+    slot_key,
+    slot_start_ms,
 )
 from services.ingest.logquery import LogFilter, Position
 from services.ingest.store import StoreUnavailable
 
-HOUR_MS = 3_600_000
-#: Buckets read at once while walking back.
-PREFETCH = 4
+#: Buckets read at once while walking back: one first (often enough: a bucket holds tens of
+#: rows), then more at a time, up to the last, so that a dense filter parses little that it
+#: does not show and a sparse one needs few round trips.
+PREFETCH = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,11 @@ class Candidate:
     at: int
     request_id: str
     path: str
+    row: dict[str, Any]
 
     @property
     def position(self) -> Position:
         return (self.at, self.request_id)
-
-
-def _hour_ms(key: str) -> int:
-    return int(hour_start(key).timestamp() * 1000)
 
 
 class LogReader:
@@ -81,32 +82,58 @@ class LogReader:
             following: Position | None = page[-1].position
         else:
             following = floor
-        docs = await self._all(self._one(VIEW_OF[c.path], c.request_id) for c in page)
-        return [d for d in docs if d is not None], following
+        return [{**c.row, "_id": c.request_id} for c in page], following
 
     async def _walk(
         self, path: str, flt: LogFilter, after: Position, limit: int
     ) -> tuple[list[Candidate], Position | None]:
-        """Matches on one path, walking hours back from `after`; and the position above which
+        """Matches on one path, walking slots back from `after`; and the position above which
         the walk saw everything (None: it saw everything)."""
         dim, value = flt.dimension()
-        directory = await self._one(LOG_INDEX, directory_id(path, dim, value)) or {}
-        low = _hour_ms(hour_key(flt.since)) if flt.since else -1
-        seen_hours: dict[str, Any] = directory.get("h") or {}  # type: ignore[assignment]
-        hours = [h for h in sorted(seen_hours, reverse=True) if low <= _hour_ms(h) < after[0]]
         found: list[Candidate] = []
-        for i in range(0, min(len(hours), self._max_buckets), PREFETCH):
-            chunk = hours[i : min(i + PREFETCH, self._max_buckets)]
-            buckets = await self._all(
-                self._one(LOG_INDEX, bucket_id(path, dim, value, h)) for h in chunk
-            )
-            for bucket in buckets:
-                found.extend(_matches(bucket, path, flt, after))
-            if len(found) >= limit:
-                return found, (_hour_ms(chunk[-1]), "")
-        if len(hours) > self._max_buckets:
-            return found, (_hour_ms(hours[self._max_buckets - 1]), "")
+        chunk: list[str] = []
+        read, rounds, last = 0, 0, ""
+        async with aclosing(self._slots(path, dim, value, flt, after)) as slots:
+            async for slot in slots:
+                if read == self._max_buckets:
+                    found.extend(await self._read((path, dim, value), chunk, flt, after))
+                    return found, (slot_start_ms(last), "")
+                chunk.append(slot)
+                read, last = read + 1, slot
+                if len(chunk) == PREFETCH[min(rounds, len(PREFETCH) - 1)]:
+                    rounds += 1
+                    found.extend(await self._read((path, dim, value), chunk, flt, after))
+                    chunk = []
+                    if len(found) >= limit:
+                        return found, (slot_start_ms(last), "")
+        found.extend(await self._read((path, dim, value), chunk, flt, after))
         return found, None
+
+    async def _slots(
+        self, path: str, dim: str, value: str, flt: LogFilter, after: Position
+    ) -> AsyncGenerator[str]:
+        """The slots with a bucket, newest first, from `after` back to `since`."""
+        top = await self._one(LOG_INDEX, directory_id(path, dim, value)) or {}
+        low_day = day_key(flt.since) if flt.since else ""
+        low_slot = slot_key(dim, flt.since) if flt.since else ""
+        days: dict[str, Any] = top.get("d") or {}  # type: ignore[assignment]
+        for day in sorted((d for d in days if d >= low_day), reverse=True):
+            if slot_start_ms(day) >= after[0]:
+                continue
+            listed = await self._one(LOG_INDEX, directory_id(path, dim, value, day)) or {}
+            slots: dict[str, Any] = listed.get("s") or {}  # type: ignore[assignment]
+            for slot in sorted(slots, reverse=True):
+                if low_slot <= slot and slot_start_ms(slot) < after[0]:
+                    yield slot
+
+    async def _read(
+        self, where: tuple[str, str, str], slots: list[str], flt: LogFilter, after: Position
+    ) -> list[Candidate]:
+        path, dim, value = where
+        buckets = await self._all(
+            self._one(LOG_INDEX, bucket_id(path, dim, value, s)) for s in slots
+        )
+        return [c for bucket in buckets for c in _matches(bucket, path, flt, after)]
 
     async def daily(self, path: str, days: Iterable[str]) -> dict[str, Doc]:
         """The `view_requests_daily` documents of these days that exist."""
@@ -130,5 +157,7 @@ def _matches(bucket: Doc | None, path: str, flt: LogFilter, after: Position) -> 
     entries = (bucket or {}).get("entries") or {}
     assert isinstance(entries, dict)
     for rid, entry in entries.items():
-        if isinstance(entry, list) and (entry[0], rid) < after and flt.accepts(entry):
-            yield Candidate(int(entry[0]), rid, path)
+        if not (isinstance(entry, list) and len(entry) > 4 and isinstance(entry[4], dict)):
+            continue  # an entry without its row (written before rows were kept)
+        if (entry[0], rid) < after and flt.accepts(entry):
+            yield Candidate(int(entry[0]), rid, path, entry[4])

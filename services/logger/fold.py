@@ -4,8 +4,10 @@ A fact is "request R reached status S" (from RequestLogged or a task event); its
 is `R/S`. Its effects:
 
 - the view document of R, projected from the raw log (the source of truth) and replaced whole;
-- R's entry in the log index, under its acceptance hour, for every dimension (all, user, target,
-  status), and the removal of R from the status buckets of its earlier statuses;
+- R's entry in the log index (its index keys and its whole view document, so that a page needs
+  no lookup per row), under the slot of its acceptance, for every dimension (all, user, target,
+  status), the day and slot in the directories, and the removal of R from the status buckets of
+  its earlier statuses;
 - counters: per hour, path and target (`view_requests_hourly`), per day and path with per-hour,
   per-user and per-target breakdowns (`view_requests_daily`), per user, path and day
   (`view_usage_by_user`). All are keyed by the hour R was accepted, so a bucket reads "of the
@@ -42,6 +44,7 @@ from schemas.views import (
     hour_start,
     hourly_id,
     latency_bucket,
+    slot_key,
     usage_id,
 )
 
@@ -223,35 +226,41 @@ def effects(fact: Fact, raw: dict[str, Any] | None, into: Writes) -> None:
     status = str(view.get("status") or fact.status)
     into.replaces[(VIEW_OF[fact.path], fact.request_id)] = view
     earlier = _earlier_statuses(fact.path, raw, status)
-    _index(into, fact, accepted=accepted, user=user, target=target, status=status, earlier=earlier)
+    row = {k: v for k, v in view.items() if k != "_id"}
+    keys = (user, target, status)
+    _index(into, fact, row, accepted=accepted, keys=keys, earlier=earlier)
     _counters(into, fact, accepted=accepted, user=user, target=target, latency=_latency(fact, raw))
 
 
 def _index(
     into: Writes,
     fact: Fact,
+    row: dict[str, Any],
     *,
     accepted: datetime,
-    user: str,
-    target: str,
-    status: str,
+    keys: tuple[str, str, str],
     earlier: set[str],
 ) -> None:
-    path, hour, rid = fact.path, hour_key(accepted), fact.request_id
-    entry = [epoch_ms(accepted), user, target, status]
+    path, day, rid = fact.path, day_key(accepted), fact.request_id
+    user, target, status = keys
+    entry = [epoch_ms(accepted), user, target, status, row]
     for dim, value in (
         ("all", ALL_TARGETS),
         ("user", user),
         ("target", target),
         ("status", status),
     ):
-        bucket = into.update(LOG_INDEX, bucket_id(path, dim, value, hour))
+        slot = slot_key(dim, accepted)
+        bucket = into.update(LOG_INDEX, bucket_id(path, dim, value, slot))
         bucket.sets.update({f"entries.{rid}": entry, "path": path, "dim": dim, "value": value})
-        bucket.sets["hour"] = hour
-        directory = into.update(LOG_INDEX, directory_id(path, dim, value))
-        directory.sets.update({f"h.{hour}": 1, "path": path, "dim": dim, "value": value})
+        bucket.sets["slot"] = slot
+        days = into.update(LOG_INDEX, directory_id(path, dim, value))
+        days.sets.update({f"d.{day}": 1, "path": path, "dim": dim, "value": value})
+        slots = into.update(LOG_INDEX, directory_id(path, dim, value, day))
+        slots.sets.update({f"s.{slot}": 1, "path": path, "dim": dim, "value": value, "day": day})
     for old in earlier:
-        into.update(LOG_INDEX, bucket_id(path, "status", old, hour)).unsets.add(f"entries.{rid}")
+        old_bucket = bucket_id(path, "status", old, slot_key("status", accepted))
+        into.update(LOG_INDEX, old_bucket).unsets.add(f"entries.{rid}")
 
 
 def _counters(

@@ -16,7 +16,7 @@ from schemas.codec import encode, envelope_for
 from schemas.logs import RequestLogged
 from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import LOGS, TASK_EVENTS, TopicSpec
-from schemas.views import hour_key
+from schemas.views import hour_key, slot_key
 from services.logger.app import run as run_logger
 from services.logger.settings import LoggerSettings
 from tests.conftest import Bus
@@ -153,7 +153,11 @@ async def test_facts_fold_once_however_often_they_are_delivered(
     )
     assert usage["count"] == 1
     assert usage["errors"] == 1
-    index = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|completed|{hour}"})
+    slot = slot_key("status", accepted)
+    index = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|completed|{slot}"})
     assert list(index["entries"]) == [rid]
-    stale = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|queued|{hour}"})
+    row = index["entries"][rid][4]  # the page reads the row from the bucket: it must be current
+    assert row["status"] == "completed"
+    assert [h["status"] for h in row["history"]][-1] == "running"
+    stale = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|queued|{slot}"})
     assert stale is None or rid not in (stale.get("entries") or {})

@@ -7,11 +7,13 @@ import csv
 import io
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from schemas.admin import LogEntry
 from schemas.views import (
+    PATHS,
     RATIO,
     bucket_upper_ms,
     field_name,
@@ -27,6 +29,7 @@ from services.ingest.logquery import (
     decode_cursor,
     encode_cursor,
 )
+from services.ingest.logviews import LogReader
 from services.logger.fold import Fact, Writes, effects, safe_url
 
 AT = datetime(2026, 11, 26, 12, 30, tzinfo=UTC)
@@ -154,9 +157,17 @@ def test_one_fact_writes_view_index_and_counters_keyed_by_acceptance_hour() -> N
     assert view["status"] == "running"
     assert view["hour"] == "2026-11-26T12"
     assert view["clone_id"] == "real-clone"  # admin-facing view; users' API hides it
-    bucket = writes.updates[("view_log_index", "enqueue|status|running|2026-11-26T12")]
-    assert bucket.sets["entries.r1"] == [int(AT.timestamp() * 1000), "john.doe", "t1", "running"]
-    stale = writes.updates[("view_log_index", "enqueue|status|queued|2026-11-26T12")]
+    bucket = writes.updates[("view_log_index", "enqueue|status|running|2026-11-26T12:30")]
+    *keys, row = bucket.sets["entries.r1"]
+    assert keys == [int(AT.timestamp() * 1000), "john.doe", "t1", "running"]
+    assert row == {k: v for k, v in view.items() if k != "_id"}  # a page needs no other read
+    by_user = writes.updates[("view_log_index", "enqueue|user|john.doe|2026-11-26T12")]
+    assert by_user.sets["entries.r1"][4]["status"] == "running"
+    days = writes.updates[("view_log_index", "dir|enqueue|user|john.doe")]
+    assert days.sets["d.2026-11-26"] == 1
+    slots = writes.updates[("view_log_index", "dir|enqueue|all|*|2026-11-26")]
+    assert slots.sets["s.2026-11-26T12:30"] == 1
+    stale = writes.updates[("view_log_index", "enqueue|status|queued|2026-11-26T12:30")]
     assert "entries.r1" in stale.unsets
     assert not stale.upsert
     hourly = writes.updates[("view_requests_hourly", "enqueue|2026-11-26T12|t1")].incs
@@ -183,9 +194,77 @@ def test_hour_keys_of_early_years_parse_back() -> None:
     """Found by the OpenAPI fuzz: strftime does not zero-pad years before 1000."""
     from datetime import UTC, datetime
 
-    from schemas.views import day_key, hour_key, hour_start
+    from schemas.views import day_key, epoch_ms, hour_key, hour_start, slot_key, slot_start_ms
 
-    early = datetime(745, 8, 30, 17, tzinfo=UTC)
+    early = datetime(745, 8, 30, 17, 48, tzinfo=UTC)
     assert hour_key(early) == "0745-08-30T17"
     assert day_key(early) == "0745-08-30"
-    assert hour_start(hour_key(early)) == early
+    assert hour_start(hour_key(early)) == early.replace(minute=0)
+    assert slot_key("all", early) == "0745-08-30T17:45"
+    assert slot_key("status", early) == "0745-08-30T17:40"
+    assert slot_start_ms(slot_key("all", early)) == epoch_ms(early.replace(minute=45))
+    assert slot_start_ms(slot_key("user", early)) == epoch_ms(early.replace(minute=0))
+    assert slot_start_ms(day_key(early)) == epoch_ms(early.replace(hour=0, minute=0))
+
+
+class _Collection:
+    """Just enough of an async collection for LogReader: `find_one` by `_id`."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    async def find_one(self, query: dict[str, str]) -> dict[str, Any] | None:
+        return self.docs.get(query["_id"])
+
+
+def _apply(store: dict[str, _Collection], writes: Writes) -> None:
+    for (coll, key), doc in writes.replaces.items():
+        store.setdefault(coll, _Collection()).docs[key] = doc
+    for (coll, key), update in writes.updates.items():
+        doc = store.setdefault(coll, _Collection()).docs.setdefault(key, {"_id": key})
+        for dotted, value in update.sets.items():
+            *parents, leaf = dotted.split(".")
+            node = doc
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        for dotted in update.unsets - set(update.sets):
+            parent, _, leaf = dotted.rpartition(".")
+            doc.get(parent, {}).pop(leaf, None)
+
+
+async def test_pages_walk_the_slots_newest_first_and_every_log_appears_once() -> None:
+    store: dict[str, _Collection] = {}
+    writes = Writes()
+    rng = random.Random(3)
+    for i in range(300):  # two days, ten-minute and hour slots, some empty
+        at = AT - timedelta(minutes=rng.randrange(2 * 24 * 60))
+        user, status = rng.choice(["alice", "bob"]), rng.choice(["ok", "failed"])
+        fact = Fact("ondemand", f"r{i:03d}", status, at, user=user, target="m1/e", accepted_at=at)
+        effects(fact, None, writes)
+    _apply(store, writes)
+    reader = LogReader(store, max_buckets=5)  # type: ignore[arg-type]
+    for flt in (
+        LogFilter(paths=PATHS),
+        LogFilter(paths=("ondemand",), user="alice", status="failed"),
+        LogFilter(paths=("ondemand",), status="ok", since=AT - timedelta(hours=20)),
+    ):
+        expected = sorted(
+            (
+                (int(d["accepted_at"].timestamp() * 1000), d["request_id"])
+                for d in store["view_ondemand_logs"].docs.values()
+                if flt.accepts(
+                    [int(d["accepted_at"].timestamp() * 1000), d["user"], "m1/e", d["status"]]
+                )
+            ),
+            reverse=True,
+        )
+        got, position = [], flt.start()
+        while True:
+            docs, following = await reader.page(flt, position, 7)
+            assert len(docs) <= 7
+            got += [(int(d["accepted_at"].timestamp() * 1000), d["_id"]) for d in docs]
+            if following is None:
+                break
+            position = following
+        assert got == expected, flt
