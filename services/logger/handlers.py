@@ -73,34 +73,45 @@ class Folder:
     def __init__(self, store: ViewStore, max_batch: int = 500) -> None:
         self._store = store
         self._commit: GroupCommit[Fact, bool] = GroupCommit(self._flush, max_batch)
-        self._pending: set[str] = set()  # claimed, effects not yet written
+        self._applied: set[str] = set()  # applied here, "done" mark not yet written
 
     async def fold(self, fact: Fact) -> bool:
         """Fold one fact; False when it was folded before (a redelivery)."""
         return await self._commit.submit(fact)
 
     async def _flush(self, facts: Sequence[Fact]) -> list[bool | BaseException]:
-        retried = {f.key for f in facts if f.key in self._pending}
+        # Keys applied here whose "done" mark failed: only the mark is left to write.
+        marking = {f.key for f in facts if f.key in self._applied}
+        if marking:
+            try:
+                await self._store.mark_done(sorted(marking))
+            except StoreUnavailable as exc:
+                return [exc] * len(facts)
+            self._applied -= marking
+        rest = sorted({f.key for f in facts} - marking)
         try:
-            claimed = await self._store.claim(sorted({f.key for f in facts} - retried))
+            claimed = await self._store.claim(rest)
         except StoreUnavailable as exc:
             return [exc] * len(facts)
         todo, seen = [], set()
         for f in facts:  # a key twice in one batch folds once
-            if (f.key in claimed or f.key in retried) and f.key not in seen:
+            if f.key in claimed and f.key not in seen:
                 todo.append(f)
                 seen.add(f.key)
-        self._pending |= seen
         try:
             raws = await self._store.raw((f.path, f.request_id) for f in todo)
             writes = Writes()
             for f in todo:
                 effects(f, raws.get((f.path, f.request_id)), writes)
             await self._store.apply(writes)
-        except StoreUnavailable as exc:
+        except StoreUnavailable as exc:  # not applied: the claims stay not done, folded again
             return [exc if f.key in seen else False for f in facts]
-        self._pending -= seen
-        done = {id(f) for f in todo}
+        try:
+            await self._store.mark_done(sorted(seen))
+        except StoreUnavailable as exc:  # applied: remember, so a retry only marks them
+            self._applied |= seen
+            return [exc if f.key in seen else False for f in facts]
+        done = {id(f) for f in todo} | {id(f) for f in facts if f.key in marking}
         return [id(f) in done for f in facts]
 
 

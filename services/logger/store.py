@@ -2,7 +2,9 @@
 the real views on MongoDB.
 
 Every read and write is keyed by `_id`, the only lookup FerretDB serves from an index. Claims go
-in one `insert_many` per batch (fast on FerretDB; a duplicate `_id` means already folded). Writes
+in one `insert_many` per batch (fast on FerretDB) and are marked done once the fold is applied:
+a duplicate `_id` whose claim is done means already folded; one not done is folded again (a
+counter may then count twice after a crash, which beats losing the fact). Writes
 go one document at a time, a few in flight, because FerretDB is pathologically slow with many
 updates in one `bulk_write`; the fold merges a batch's effects so that each document is written
 once per batch.
@@ -55,20 +57,51 @@ class ViewStore:
         self._gate = asyncio.Semaphore(concurrency)
 
     async def claim(self, keys: Sequence[str]) -> set[str]:
-        """Insert one claim per key; the keys claimed now (the others were folded before)."""
+        """Claim each key (`done: False`); the keys to fold now: the new ones, and those claimed
+        before whose fold never finished (a crash between claim and apply, or a lost reply to
+        the claim itself). A key whose fold is done is a redelivery."""
         if not keys:
             return set()
         now = utcnow()
+        docs = [{"_id": k, "at": now, "done": False} for k in keys]
         try:
-            await self._folds.insert_many([{"_id": k, "at": now} for k in keys], ordered=False)
+            await self._folds.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != 11000 for e in errors):
                 raise StoreUnavailable(f"claim failed: {errors[:1]}") from exc
-            return set(keys) - {keys[e["index"]] for e in errors}
+            taken = [keys[e["index"]] for e in errors]
+            unfinished = await self._unfinished(taken)
+            return (set(keys) - set(taken)) | unfinished
         except TRANSIENT_MONGO_ERRORS as exc:
             raise StoreUnavailable(str(exc)) from exc
         return set(keys)
+
+    async def _unfinished(self, keys: Sequence[str]) -> set[str]:
+        """Of keys claimed before, those whose fold was not marked done (rare: redeliveries)."""
+
+        async def one(key: str) -> str | None:
+            async with self._gate:
+                doc = await self._folds.find_one({"_id": key})
+            return key if doc is not None and doc.get("done") is False else None
+
+        try:
+            found = await asyncio.gather(*(one(k) for k in keys))
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return {k for k in found if k is not None}
+
+    async def mark_done(self, keys: Iterable[str]) -> None:
+        """The folds of `keys` are applied: a later delivery is a redelivery."""
+
+        async def one(key: str) -> None:
+            async with self._gate:
+                await self._folds.update_one({"_id": key}, {"$set": {"done": True}})
+
+        try:
+            await asyncio.gather(*(one(k) for k in keys))
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def raw(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Doc]:
         """The raw log documents of (path, request id) pairs that exist."""

@@ -161,3 +161,47 @@ async def test_facts_fold_once_however_often_they_are_delivered(
     assert [h["status"] for h in row["history"]][-1] == "running"
     stale = await mongo_db["view_log_index"].find_one({"_id": f"enqueue|status|queued|{slot}"})
     assert stale is None or rid not in (stale.get("entries") or {})
+
+
+async def test_a_fact_claimed_but_never_applied_is_folded_when_delivered_again(
+    bus: Bus, mongo_db: Any, logger: Worker, producer: AIOKafkaProducer
+) -> None:
+    """Found in review: a crash between the claim and the read-model writes (or a lost reply to
+    the claim) used to make the redelivery look like a duplicate, and the fact was lost."""
+    accepted = utcnow() - timedelta(seconds=2)
+    rid = "c" * 32
+    await mongo_db["ondemand_logs"].insert_one(
+        {"_id": rid, "user": "carol", "status": "ok", "created_at": accepted}
+    )
+    # What a logger that died after claiming leaves behind: a claim not marked done.
+    await mongo_db["logger_folds"].insert_one({"_id": f"{rid}/ok", "at": accepted, "done": False})
+    fact = RequestLogged(
+        request_id=rid,
+        path="ondemand",
+        status="ok",
+        user="carol",
+        target="m1/parking",
+        latency_ms=5.0,
+        accepted_at=accepted,
+    )
+    await publish(producer, bus, LOGS, fact)
+    usage_id = f"carol|ondemand|{accepted.strftime('%Y-%m-%d')}"
+    usage = await eventually(
+        lambda: mongo_db["view_usage_by_user"].find_one({"_id": usage_id}),
+        what="the fact folded despite the old claim",
+    )
+    assert usage["count"] == 1
+    claim = await eventually(
+        lambda: mongo_db["logger_folds"].find_one({"_id": f"{rid}/ok", "done": True}),
+        what="the claim marked done",
+    )
+    assert claim["done"] is True
+    before = folds("duplicate")
+    await publish(producer, bus, LOGS, fact)  # now a true redelivery: counted once
+
+    async def redelivery_seen() -> bool:
+        return folds("duplicate") > before
+
+    await eventually(redelivery_seen, what="the redelivery seen")
+    usage = await mongo_db["view_usage_by_user"].find_one({"_id": usage_id})
+    assert usage["count"] == 1
