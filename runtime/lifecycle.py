@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import uvloop
 
@@ -35,3 +36,16 @@ def run_service(name: str, main: Main, *, log_level: str = "INFO") -> int:
         return 1
     log.info("%s stopped", name)
     return 0
+
+
+async def run_together(loops: Mapping[str, Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
+    """Run a worker's loops as named tasks; when one fails, set `stop` so the others finish
+    cleanly (their last batch committed), then raise the failure."""
+    tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        task.result()

@@ -12,6 +12,7 @@ from typing import Any
 from runtime import metrics
 from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
 from runtime.kafka import ensure_topics, start_producer
+from runtime.lifecycle import run_together
 from runtime.mongo import database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.topics import LOGS, REGISTRY, TASK_EVENTS
@@ -57,16 +58,4 @@ async def run(settings: LoggerSettings, stop: asyncio.Event) -> None:
                 config=config,
             )
             loops[name] = loop.run(stop)
-        await _run_all(loops, stop)
-
-
-async def _run_all(loops: dict[str, Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
-    """Run the loops; when one fails, stop the other cleanly, then raise the failure."""
-    tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        task.result()
+        await run_together(loops, stop)

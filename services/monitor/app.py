@@ -16,6 +16,7 @@ from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
 from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
 from runtime.kafka import ensure_topics, start_producer
+from runtime.lifecycle import run_together
 from runtime.mongo import Doc, database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.base import utcnow
@@ -77,7 +78,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             loops = await _resource_loops(
                 stack, settings, clearml=clearml, producer=producer, db=db, stop=stop
             )
-        await _run_all({"consume": loop.run(stop), "poll": poller.run(stop), **loops}, stop)
+        await run_together({"consume": loop.run(stop), "poll": poller.run(stop), **loops}, stop)
 
 
 async def _resource_loops(
@@ -118,15 +119,3 @@ async def _resource_loops(
     )
     log.info("resource state: every %.1fs, %d machines known", rules.poll_s, len(previous))
     return {"heartbeats": feed.run(stop), "resources": poller.run(stop)}
-
-
-async def _run_all(loops: dict[str, Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
-    """Run the loops; when one fails, stop the others cleanly, then raise the failure."""
-    tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        task.result()

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from runtime import metrics
 from runtime.consumer import ConsumerHalted, ConsumerLoop, Handler, LoopConfig, start_consumer
 from runtime.kafka import ensure_topics, start_producer
+from runtime.lifecycle import run_together
 from runtime.mongo import database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.base import utcnow
@@ -83,7 +84,7 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
         await retry.run(store.ensure_indexes, "index on notifications")
         publish = NotificationPublisher(producer, settings.topic_prefix)
         engine = await _restored(settings, producer, publish, retry)
-        runs: list[Coroutine[Any, Any, None]] = [engine.run(stop, settings.tick_s)]
+        runs: dict[str, Coroutine[Any, Any, None]] = {"timer": engine.run(stop, settings.tick_s)}
         inputs: list[tuple[TopicSpec, str, Handler]] = [
             (HEARTBEATS, "heartbeats", HeartbeatHandler(engine)),
             (QUEUE_STATE, "queues", QueueStateHandler(engine)),
@@ -101,7 +102,7 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
                 handler=handler,
                 config=config,
             )
-            runs.append(loop.run(stop))
+            runs[name] = loop.run(stop)
         for webhook in settings.webhooks:
             client = WebhookClient(webhook, open_client(stack, settings))
             handler = WebhookHandler(webhook, client, settings.webhook_max_age_s)
@@ -121,9 +122,11 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
                 handler=handler,
                 config=config,
             )
-            runs.append(_isolated(loop.run(stop), name))
+            runs[name if name not in runs else f"{name}-{len(runs)}"] = _isolated(
+                loop.run(stop), name
+            )
         log.info("notifier running: %d webhooks", len(settings.webhooks))
-        await _run_all(runs, stop)
+        await run_together(runs, stop)
 
 
 async def _restored(
@@ -177,15 +180,3 @@ async def _isolated(run: Coroutine[Any, Any, None], name: str) -> None:
         await run
     except ConsumerHalted:
         log.exception("%s stopped; the rules, the store and other webhooks go on", name)
-
-
-async def _run_all(runs: list[Coroutine[Any, Any, None]], stop: asyncio.Event) -> None:
-    """Run every loop; when one fails, stop the others cleanly, then raise the failure."""
-    tasks = [asyncio.create_task(r) for r in runs]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-    finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    for task in tasks:
-        task.result()
