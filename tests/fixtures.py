@@ -18,6 +18,7 @@ from services.enqueuer.app import run as run_enqueuer
 from services.enqueuer.settings import EnqueuerSettings
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
+from services.monitor.settings import MonitorSettings
 from serving_node.testing import RunningNode, run_node
 from tests.conftest import Bus
 from tests.support import Issuer, ThreadedServer
@@ -54,6 +55,21 @@ def ingest_settings(bus: Bus, issuer: Issuer, **overrides: object) -> IngestSett
         instance="ingest-test",
         **{**UNLIMITED, **overrides},  # type: ignore[arg-type]
     )
+
+
+def monitor_settings(bus: Bus, sim: SimServer, **overrides: Any) -> MonitorSettings:
+    """The monitor against the simulator, polling fast, with short retries."""
+    fields: dict[str, Any] = {
+        **bus.settings(),
+        "clearml_api_host": sim.url,
+        "clearml_access_key": sim.access_key,
+        "clearml_secret_key": sim.secret_key,
+        "instance": "monitor-test",
+        "poll_s": 0.2,
+        "retry_attempts": 3,
+        "retry_cap_s": 0.2,
+    }
+    return MonitorSettings(**{**fields, **overrides})
 
 
 def enqueuer_settings(bus: Bus, sim: SimServer, **overrides: Any) -> EnqueuerSettings:

@@ -19,7 +19,7 @@ from schemas.topics import TASK_EVENTS
 from services.monitor.app import run as run_monitor
 from services.monitor.settings import MonitorSettings
 from tests.conftest import Bus
-from tests.fixtures import Worker, running_worker
+from tests.fixtures import Worker, monitor_settings, running_worker
 from tests.support import Issuer, eventually
 
 ALWAYS_FAILS = DEMO_TEMPLATE_IDS["always-fails-demo"]
@@ -29,19 +29,6 @@ SIM_FAILURE = "CUDA out of memory. Tried to allocate 2.50 GiB (simulated failure
 def running_monitor(settings: MonitorSettings) -> contextlib.AbstractAsyncContextManager[Worker]:
     """The monitor as a task of the test's event loop."""
     return running_worker(run_monitor, settings)
-
-
-def monitor_settings(bus: Bus, sim: SimServer) -> MonitorSettings:
-    return MonitorSettings(
-        **bus.settings(),
-        clearml_api_host=sim.url,
-        clearml_access_key=sim.access_key,
-        clearml_secret_key=sim.secret_key,
-        instance="monitor-test",
-        poll_s=0.2,
-        retry_attempts=3,
-        retry_cap_s=0.2,
-    )
 
 
 @pytest.fixture

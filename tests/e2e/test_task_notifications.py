@@ -16,8 +16,7 @@ import pytest
 from clearml_sim.testing import SimServer
 from tests.conftest import Bus
 from tests.e2e.test_enqueue_lifecycle import ALWAYS_FAILS, SIM_FAILURE, running_monitor
-from tests.e2e.test_enqueue_lifecycle import monitor_settings as lifecycle_monitor_settings
-from tests.fixtures import Worker
+from tests.fixtures import Worker, monitor_settings
 from tests.integration.test_notifier import notifier, notifier_settings
 from tests.support import Issuer, eventually
 
@@ -26,7 +25,7 @@ from tests.support import Issuer, eventually
 async def cluster(bus: Bus, sim: SimServer) -> AsyncIterator[None]:
     """The monitor and the notifier, running beside the enqueuer fixture."""
     async with (
-        running_monitor(lifecycle_monitor_settings(bus, sim)),
+        running_monitor(monitor_settings(bus, sim)),
         notifier(notifier_settings(bus)),
     ):
         yield

@@ -24,6 +24,7 @@ from services.monitor.app import run as run_monitor
 from services.monitor.settings import MonitorSettings
 from tests.conftest import Bus
 from tests.fixtures import Worker, running_worker
+from tests.fixtures import monitor_settings as fixture_monitor_settings
 from tests.support import Issuer, eventually
 
 BEAT_S = 0.3  # heartbeat interval: a machine is offline after 3 missed ones (0.9 s)
@@ -90,17 +91,7 @@ async def agents(bus: Bus) -> AsyncIterator[Agents]:
 
 
 def monitor_settings(bus: Bus, sim: SimServer) -> MonitorSettings:
-    return MonitorSettings(
-        **bus.settings(),
-        clearml_api_host=sim.url,
-        clearml_access_key=sim.access_key,
-        clearml_secret_key=sim.secret_key,
-        instance="monitor-test",
-        poll_s=0.2,
-        resource_poll_s=0.2,
-        retry_attempts=3,
-        retry_cap_s=0.2,
-    )
+    return fixture_monitor_settings(bus, sim, resource_poll_s=0.2)
 
 
 @pytest.fixture
