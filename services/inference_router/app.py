@@ -48,7 +48,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
         handler = InferenceHandler(
             routes,
             model,
-            OnDemandLogStore(db),
+            OnDemandLogStore(db, settings.log_write_linger_ms / 1000),
             producer,
             dedupe_grace_s=settings.dedupe_grace_s,
             logs_prefix=settings.topic_prefix,

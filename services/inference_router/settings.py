@@ -44,6 +44,12 @@ class InferenceRouterSettings(BusSettings):
         description="Batching wait of RequestLogged publishes (off the caller's path): one "
         "produce request carries the logs of many calls.",
     )
+    log_write_linger_ms: int = Field(
+        default=50,
+        ge=0,
+        description="Batching wait of `ondemand_logs` inserts (written after the reply went "
+        "out): one insert_many carries the logs of many calls.",
+    )
     dedupe_grace_s: float = Field(
         default=5.0, description="How long past its deadline a request id is remembered."
     )

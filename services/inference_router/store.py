@@ -124,9 +124,11 @@ def log_doc(env: Envelope[InferenceRequested], outcome: Outcome) -> dict[str, An
 class OnDemandLogStore:
     """Writes request logs, concurrent ones in one `insert_many`."""
 
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], linger_s: float = 0.0) -> None:
         self._logs = db[ONDEMAND_LOGS]
-        self._inserts: GroupCommit[dict[str, Any], None] = GroupCommit(self._insert)
+        self._inserts: GroupCommit[dict[str, Any], None] = GroupCommit(
+            self._insert, linger_s=linger_s
+        )
 
     async def record(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         """Log one request (a duplicate of an earlier delivery's log is not an error)."""

@@ -43,3 +43,29 @@ async def test_a_failed_flush_fails_its_callers_and_the_next_flush_still_runs() 
     with pytest.raises(ConnectionError):
         await group.submit("a")
     assert await group.submit("b") == "B"
+
+
+async def test_a_linger_gathers_writes_that_arrive_apart_into_one_flush() -> None:
+    flushes: list[list[int]] = []
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        flushes.append(list(items))
+        return list(items)
+
+    group: GroupCommit[int, int] = GroupCommit(flush, linger_s=0.2)
+
+    async def later(i: int) -> int:
+        await asyncio.sleep(0.02 * i)
+        return await group.submit(i)
+
+    assert await asyncio.gather(*(later(i) for i in range(4))) == [0, 1, 2, 3]
+    assert flushes == [[0, 1, 2, 3]]  # 60 ms apart at most, all inside the 200 ms linger
+    eager: GroupCommit[int, int] = GroupCommit(flush)
+    flushes.clear()
+    await asyncio.gather(*(_submit_later(eager, i) for i in range(3)))
+    assert len(flushes) == 3  # without a linger, each write that comes alone goes alone
+
+
+async def _submit_later(group: GroupCommit[int, int], i: int) -> int:
+    await asyncio.sleep(0.05 * i)
+    return await group.submit(i)
