@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from runtime.http import EdgeMiddleware, install_error_handlers, install_probes
 from runtime.kafka import ensure_topics, start_producer
+from runtime.lifecycle import settle_heap
 from runtime.mongo import database, mongo_on, ping
 from schemas.topics import REGISTRY
 from services.ingest import (
@@ -88,6 +89,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
             app.state.resources = ResourceReadModel(
                 database(mongo, settings), settings.resources_cache_s
             )
+            app.openapi()  # built now, not on the first request that needs it
+            settle_heap()
             yield
 
     app = FastAPI(
@@ -98,7 +101,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (handlers, admin, ondemand, notifications, resources):
+    # Routes are matched in order, each a regex: the on-demand path, the one that waits on the
+    # caller's latency, is tried first.
+    for module in (ondemand, handlers, admin, notifications, resources):
         app.include_router(module.router)
     for router in (logs.admin_router, logs.user_router, dashboard.router, audit.router):
         app.include_router(router)
