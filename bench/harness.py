@@ -78,6 +78,24 @@ def wait_http(url: str, timeout_s: float = 60) -> None:
     raise RuntimeError(f"{url} not ready")
 
 
+#: A service under cProfile. `python -m cProfile` writes nothing when the module ends with
+#: `sys.exit` (SystemExit escapes it) or when uvicorn, having shut down, raises the SIGTERM it
+#: caught again; here SIGTERM exits through Python and the profile is dumped whatever the exit.
+_PROFILED = """
+import cProfile, runpy, signal, sys
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+profile = cProfile.Profile()
+profile.enable()
+try:
+    runpy.run_module({module!r}, run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+finally:
+    profile.disable()
+    profile.dump_stats({prof!r})
+"""
+
+
 class Stack:
     """Kafka, FerretDB, the ClearML simulator, the dev issuer and mlbus services, all fresh."""
 
@@ -140,7 +158,7 @@ class Stack:
             module = f"services.{name.split('#')[0]}"
             if name.split("#")[0] in self.profile:
                 prof = str(self.home / f"{name}.prof")
-                self.spawn(name, "-m", "cProfile", "-o", prof, "-m", module)
+                self.spawn(name, "-c", _PROFILED.format(module=module, prof=prof))
                 say(f"profiling {name} into {prof}")
             else:
                 self.spawn(name, "-m", module)

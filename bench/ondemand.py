@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from pymongo import MongoClient
 
 from bench.harness import Stack, paced, say, summary, wait_http, write_report
 from mlbus.servers.process import free_port
+from schemas.views import ONDEMAND_LOGS
 
 FEATURES = {
     "capacity": 120,
@@ -110,6 +113,7 @@ async def run(args: argparse.Namespace) -> None:
             for label, count, rate in plans:
                 d, d_failed = await drive(session, direct, count, rate, args.concurrency)
                 cpu_before = stack.cpu_seconds()
+                since = datetime.now(UTC)
                 m, m_failed = await drive(session, through, count, rate, args.concurrency)
                 cpu = {
                     k: round(v - cpu_before.get(k, 0.0), 2) for k, v in stack.cpu_seconds().items()
@@ -130,12 +134,17 @@ async def run(args: argparse.Namespace) -> None:
                         "lost": m_failed,
                         "direct_failed": d_failed,
                         "cpu_s": cpu,
+                        "split_ms": await asyncio.to_thread(split, stack.mongo.uri, since, ms),
                     }
                 )
                 say(
                     f"{label:<12} {ds['p50']:7.2f} {ds['p95']:7.2f} {ds['p99']:7.2f}  "
                     f"{ms['p50']:7.2f} {ms['p95']:7.2f} {ms['p99']:7.2f}  "
                     f"{added['p50']:6.2f} {added['p99']:6.2f} {m_failed:5d}"
+                )
+                say(
+                    "  where the time goes, p50 ms: "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in report["runs"][-1]["split_ms"].items())
                 )
                 busiest = sorted(cpu.items(), key=lambda kv: -kv[1])
                 say("  CPU seconds on the mlbus side: " + ", ".join(f"{k} {v}" for k, v in busiest))
@@ -145,6 +154,30 @@ async def run(args: argparse.Namespace) -> None:
     report["highest_rate_p99_under_100ms"] = max(under) if under else None
     say(f"highest fixed rate with mlbus p99 < 100 ms: {report['highest_rate_p99_under_100ms']}")
     say(f"raw numbers: {write_report('ondemand', report)}")
+
+
+def split(uri: str, since: datetime, client: dict[str, float]) -> dict[str, float]:
+    """The medians of one run's calls, from the router's own log of each (`ondemand_logs`):
+    request leg = ingest publishing to the router consuming; router + model = consuming to the
+    model's answer in hand (the model call alone measured apart); the rest of the client's p50
+    is ingest's HTTP work, the reply leg and the client itself."""
+    mongo: MongoClient[dict[str, Any]]
+    with MongoClient(uri) as mongo:
+        rows = [
+            r["latency_ms"]
+            for r in mongo["mlbus"][ONDEMAND_LOGS].find(
+                {"created_at": {"$gte": since}, "status": "ok"}, {"latency_ms": 1}
+            )
+        ]
+    if not rows:
+        return {}
+    total = summary([r["total"] for r in rows])["p50"]
+    return {
+        "request leg": summary([r["bus"] for r in rows])["p50"],
+        "router": summary([r["total"] - r["bus"] - r["model"] for r in rows])["p50"],
+        "model call": summary([r["model"] for r in rows])["p50"],
+        "rest (ingest HTTP, reply leg, client)": client["p50"] - total,
+    }
 
 
 def main() -> None:
