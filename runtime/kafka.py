@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
@@ -57,9 +58,30 @@ async def ensure_topics(
             # another instance may create one between our list and our create
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
+            await _until_led(admin, [t.name for t in missing])
             log.info("created topics: %s", ", ".join(t.name for t in missing))
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 10.0) -> None:
+    """Wait until every new topic has a leader for each partition in the broker's metadata, so
+    that a client started next finds it (instead of logging "not found in cluster metadata"
+    until the broker catches up)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        if all(
+            d.get("error_code") == 0
+            and d.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+            for d in described
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            log.warning("topics not led after %.0f s: %s", timeout_s, ", ".join(names))
+            return
+        await asyncio.sleep(0.05)
 
 
 async def start_producer(
