@@ -143,7 +143,7 @@ async def run(args: argparse.Namespace) -> None:
                     f"{added['p50']:6.2f} {added['p99']:6.2f} {m_failed:5d}"
                 )
                 say(
-                    "  where the time goes, p50 ms: "
+                    "  where the time goes, ms: "
                     + ", ".join(f"{k} {v:.2f}" for k, v in report["runs"][-1]["split_ms"].items())
                 )
                 busiest = sorted(cpu.items(), key=lambda kv: -kv[1])
@@ -157,27 +157,28 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def split(uri: str, since: datetime, client: dict[str, float]) -> dict[str, float]:
-    """The medians of one run's calls, from the router's own log of each (`ondemand_logs`):
+    """p50 and p99 of the parts of one run's calls, from the router's log of each (`ondemand_logs`):
     request leg = ingest publishing to the router consuming; router + model = consuming to the
     model's answer in hand (the model call alone measured apart); the rest of the client's p50
     is ingest's HTTP work, the reply leg and the client itself."""
-    mongo: MongoClient[dict[str, Any]]
-    with MongoClient(uri) as mongo:
-        rows = [
-            r["latency_ms"]
-            for r in mongo["mlbus"][ONDEMAND_LOGS].find(
-                {"created_at": {"$gte": since}, "status": "ok"}, {"latency_ms": 1}
-            )
-        ]
+    mongo: MongoClient[dict[str, Any]] = MongoClient(uri)
+    with mongo:
+        found = mongo["mlbus"][ONDEMAND_LOGS].find(
+            {"created_at": {"$gte": since}, "status": "ok"}, {"latency_ms": 1}
+        )
+        rows: list[dict[str, float]] = [doc["latency_ms"] for doc in found]
     if not rows:
         return {}
-    total = summary([r["total"] for r in rows])["p50"]
-    return {
-        "request leg": summary([r["bus"] for r in rows])["p50"],
-        "router": summary([r["total"] - r["bus"] - r["model"] for r in rows])["p50"],
-        "model call": summary([r["model"] for r in rows])["p50"],
-        "rest (ingest HTTP, reply leg, client)": client["p50"] - total,
+    parts = {
+        "request leg": [r["bus"] for r in rows],
+        "router": [r["total"] - r["bus"] - r["model"] for r in rows],
+        "model call": [r["model"] for r in rows],
     }
+    out = {f"{name} p{q}": summary(v)[f"p{q}"] for name, v in parts.items() for q in (50, 99)}
+    out["rest (ingest HTTP, reply leg, client) p50"] = (
+        client["p50"] - summary([r["total"] for r in rows])["p50"]
+    )
+    return out
 
 
 def main() -> None:
