@@ -51,6 +51,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
             OnDemandLogStore(db, settings.log_write_linger_ms / 1000),
             producer,
             dedupe_grace_s=settings.dedupe_grace_s,
+            replay_check_after_s=settings.replay_check_after_s,
             logs_prefix=settings.topic_prefix,
             log_producer=log_producer,
         )

@@ -57,11 +57,12 @@ class InferenceHandler:
         producer: AIOKafkaProducer,
         *,
         dedupe_grace_s: float = 5.0,
+        replay_check_after_s: float = 1.0,
         logs_prefix: str = "",
         log_producer: AIOKafkaProducer | None = None,
     ) -> None:
         self._routes, self._model, self._logs, self._producer = routes, model, logs, producer
-        self._grace = dedupe_grace_s
+        self._grace, self._replay_after = dedupe_grace_s, replay_check_after_s
         self._seen: DedupeCache[Outcome] = DedupeCache()
         # RequestLogged may go through its own lingering producer (see app.py): it is not on
         # the caller's path, and batching it saves the broker a request per call.
@@ -69,6 +70,9 @@ class InferenceHandler:
 
     async def __call__(self, env: Envelope[InferenceRequested]) -> None:
         consumed = utcnow()
+        if await self._answered_elsewhere(env, consumed):
+            log.info("request answered by another router before this delivery; not sent again")
+            return
         ttl = seconds_left(env.payload.deadline, consumed) + self._grace
         outcome, duplicate = await self._seen.once(env.id, ttl, lambda: self._handle(env, consumed))
         if duplicate:
@@ -76,6 +80,18 @@ class InferenceHandler:
         await self._reply(env, outcome)
         await self._logs.record(env, outcome)
         await self._logged(env, outcome)
+
+    async def _answered_elsewhere(self, env: Envelope[InferenceRequested], now: datetime) -> bool:
+        """A delivery that waited on the bus far longer than usual may be a redelivery of a
+        request that the partition's previous owner answered (its reply went out, then its log,
+        and the router stopped or lost the partition before committing the offset). The memory
+        of this router cannot know: its log can. Fresh deliveries, nearly all of them, skip the
+        lookup; a request whose first delivery is still running elsewhere is not caught."""
+        if self._seen.get(env.id) is not None:
+            return False  # delivered here before: the dedupe cache answers it
+        if (now - env.created_at).total_seconds() <= self._replay_after:
+            return False
+        return await self._logs.answered(env.id) is True
 
     async def _logged(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         """The call's outcome for the logger (after the log write; never fails)."""

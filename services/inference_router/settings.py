@@ -50,6 +50,13 @@ class InferenceRouterSettings(BusSettings):
         description="Batching wait of `ondemand_logs` inserts (written after the reply went "
         "out): one insert_many carries the logs of many calls.",
     )
+    replay_check_after_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A request this much older than usual when consumed (redelivered after a "
+        "rebalance or a restart, or a backlog) is looked up in ondemand_logs first: one that "
+        "another router already answered is not sent to the model again.",
+    )
     dedupe_grace_s: float = Field(
         default=5.0, description="How long past its deadline a request id is remembered."
     )

@@ -8,6 +8,7 @@ two (small) mapping collections whole. Log inserts from concurrent requests shar
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ SERVING_MACHINES = "serving_machines"
 ENDPOINT_MAPPINGS = "endpoint_mappings"
 ONDEMAND_LOGS = "ondemand_logs"
 DEFAULT_TIMEOUT_S = 30.0
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,16 @@ class OnDemandLogStore:
     async def record(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         """Log one request (a duplicate of an earlier delivery's log is not an error)."""
         await self._inserts.submit(log_doc(env, outcome))
+
+    async def answered(self, request_id: str) -> bool | None:
+        """Whether a router has logged an outcome for this request; None when the store cannot
+        tell (then the caller goes on: a model called twice beats a request never answered)."""
+        try:
+            found = await self._logs.find_one({"_id": request_id}, {"_id": 1})
+        except TRANSIENT_MONGO_ERRORS as exc:
+            log.warning("could not check whether %s was answered: %s", request_id, exc)
+            return None
+        return found is not None
 
     async def _insert(self, docs: Sequence[dict[str, Any]]) -> list[BaseException | None]:
         try:

@@ -267,3 +267,20 @@ async def test_a_dead_replica_is_routed_around_and_taken_out(bus: Bus, mongo_db:
         assert notice.severity == "warning"
         assert dead.url not in notice.message
         assert "127.0.0.1" not in notice.message
+
+
+async def test_a_late_redelivery_answered_by_another_router_is_not_sent_again(
+    bus: Bus, mongo_db: object
+) -> None:
+    async with routed(bus, mongo_db) as h:
+        waited = {"created_at": utcnow() - timedelta(seconds=5)}  # redelivered after a rebalance
+        answered, unanswered = (h.request().model_copy(update=waited) for _ in range(2))
+        logs = cast("AsyncDatabase[Any]", mongo_db)["ondemand_logs"]
+        await logs.insert_one({"_id": answered.id, "status": "ok"})  # the other router's log
+        await h.send(answered)
+        reply = await h.ask(unanswered)  # sent after it, through the same router
+        assert reply.ok
+        assert h.nodes[0].request_count(unanswered.id) == 1
+        await h.ask(h.request())  # one more round trip: the first delivery had every chance
+        assert h.nodes[0].request_count(answered.id) == 0
+        assert answered.id not in h.seen

@@ -46,9 +46,15 @@ class FakeMappings(MappingStore):
 class FakeLogs(OnDemandLogStore):
     def __init__(self) -> None:
         self.records: list[Outcome] = []
+        self.logged_elsewhere: set[str] = set()
+        self.lookups: list[str] = []
 
     async def record(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         self.records.append(outcome)
+
+    async def answered(self, request_id: str) -> bool | None:
+        self.lookups.append(request_id)
+        return request_id in self.logged_elsewhere
 
 
 class FakeProducer:
@@ -224,3 +230,25 @@ async def test_a_duplicate_delivery_is_answered_without_a_second_call() -> None:
     assert len(rig.calls) == 1
     assert first == second
     assert len(rig.producer.sent) == 2  # the reply is published again, same id
+
+
+async def test_a_late_redelivery_that_another_router_answered_is_not_sent_again() -> None:
+    rig = Rig(answer(200, {"free_slots": 12}))
+    waited = {"created_at": utcnow() - timedelta(seconds=5)}  # a rebalance, a restart
+    answered, unanswered = (request().model_copy(update=waited) for _ in range(2))
+    rig.logs.logged_elsewhere.add(answered.id)
+    await rig.handler(answered)
+    assert (rig.calls, rig.producer.sent, rig.logs.records) == ([], [], [])
+    reply = await rig.send(unanswered)  # old too, but nobody logged it: the model is called
+    assert reply.ok
+    assert len(rig.calls) == 1
+    assert rig.logs.lookups == [answered.id, unanswered.id]
+
+
+async def test_a_fresh_delivery_is_not_looked_up() -> None:
+    rig = Rig(answer(200, {"free_slots": 12}))
+    env = request()
+    assert (await rig.send(env)).ok
+    assert (await rig.send(env)).ok  # delivered twice to this router: its memory answers
+    assert len(rig.calls) == 1
+    assert rig.logs.lookups == []
