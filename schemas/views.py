@@ -11,9 +11,11 @@ The log index (`view_log_index`) answers "newest first, filtered" without scanni
   `<path>|<dim>|<value>|<slot>`, holding `entries.<request id> = [accepted ms, user, target,
   status, row]`, where `row` is the request's whole view document (without `_id`), so that a
   page is read from its buckets alone, with no lookup per row; dimensions are `all`, `user`,
-  `target` and `status`. A slot (`YYYY-MM-DDTHH:MM`, its first minute) is five minutes for
-  `all` and ten for `status`, whose values are dense, and an hour (`YYYY-MM-DDTHH`) for `user`
-  and `target`, so that a bucket holds tens of rows, not hundreds;
+  `target`, `status` and `user_status` (user and status together, `user_status_value`). A slot
+  (`YYYY-MM-DDTHH:MM` or `YYYY-MM-DDTHH`, its start) is five minutes for `all` and ten for
+  `status`, whose values are dense, an hour for `user` and `target`, and six hours for
+  `user_status`, whose values are sparse, so that a bucket holds tens of rows, not hundreds,
+  and a sparse filter does not read hundreds of near-empty buckets;
 - a directory document per (path, dimension, value), `_id` = `dir|<path>|<dim>|<value>`,
   holding `d.<YYYY-MM-DD> = 1` for every day that has a bucket, and one per day, `_id` =
   `dir|<path>|<dim>|<value>|<YYYY-MM-DD>`, holding `s.<slot> = 1` for every slot of that day
@@ -40,10 +42,11 @@ FOLDS = "logger_folds"
 PATHS = ("enqueue", "ondemand")
 RAW_OF = {"enqueue": ENQUEUE_LOGS, "ondemand": ONDEMAND_LOGS}
 VIEW_OF = {"enqueue": VIEW_ENQUEUE, "ondemand": VIEW_ONDEMAND}
-DIMENSIONS = ("all", "user", "target", "status")
-#: Minutes per bucket slot of the dense dimensions (the others have hour slots): a bucket should
-#: hold tens of rows, since a read parses all of it.
-SLOT_MINUTES = {"all": 5, "status": 10}
+DIMENSIONS = ("all", "user", "target", "status", "user_status")
+#: Minutes per bucket slot (the dimensions not named have hour slots): a bucket should hold tens
+#: of rows, since a read parses all of it, and a sparse filter should not walk many empty ones.
+#: Under an hour, a divisor of 60; from an hour, a whole number of hours dividing 24.
+SLOT_MINUTES = {"all": 5, "status": 10, "user_status": 360}
 #: `target` of the per-hour documents that total every target of the hour.
 ALL_TARGETS = "*"
 
@@ -103,13 +106,14 @@ def directory_id(path: str, dim: str, value: str, day: str | None = None) -> str
 
 
 def slot_key(dim: str, at: datetime) -> str:
-    """The bucket slot of a time in a dimension: `YYYY-MM-DDTHH:MM` (its first minute) for the
-    dense dimensions (`SLOT_MINUTES`), `YYYY-MM-DDTHH` for the others. Keys sort in time
-    order."""
-    hour, minutes = hour_key(at), SLOT_MINUTES.get(dim)
-    if minutes is None:
-        return hour
-    return f"{hour}:{at.astimezone(UTC).minute // minutes * minutes:02d}"
+    """The bucket slot of a time in a dimension (`SLOT_MINUTES`): `YYYY-MM-DDTHH:MM` (its first
+    minute) for slots under an hour, `YYYY-MM-DDTHH` (its first hour) for the others. Keys sort
+    in time order."""
+    minutes = SLOT_MINUTES.get(dim, 60)
+    if minutes >= 60:
+        at, hours = at.astimezone(UTC), minutes // 60
+        return f"{day_key(at)}T{at.hour // hours * hours:02d}"
+    return f"{hour_key(at)}:{at.astimezone(UTC).minute // minutes * minutes:02d}"
 
 
 def slot_start_ms(slot: str) -> int:
@@ -117,6 +121,13 @@ def slot_start_ms(slot: str) -> int:
     formats = {10: "%Y-%m-%d", 13: "%Y-%m-%dT%H", 16: "%Y-%m-%dT%H:%M"}
     start = datetime.strptime(slot, formats[len(slot)]).replace(tzinfo=UTC)
     return epoch_ms(start)
+
+
+def user_status_value(user: str, status: str) -> str:
+    """The `user_status` dimension's value of a user and a status: each with `%` and `|`
+    percent-escaped, joined by `|`, so that no two pairs share a value, and no bucket or
+    directory `_id` of this dimension is another's."""
+    return "|".join(t.replace("%", "%25").replace("|", "%7C") for t in (user, status))
 
 
 def field_name(text: str) -> str:

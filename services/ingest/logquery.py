@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.views import ALL_TARGETS, epoch_ms
+from schemas.views import ALL_TARGETS, epoch_ms, user_status_value
 
 Position = tuple[int, str]
 #: Before every log.
@@ -40,7 +40,10 @@ class LogFilter:
     until: datetime | None = None
 
     def dimension(self) -> tuple[str, str]:
-        """The index dimension to walk: the likely smallest of the filters given."""
+        """The index dimension to walk: the likely smallest of the filters given (user and
+        status together have their own; any other filter is applied to its entries)."""
+        if self.user is not None and self.status is not None:
+            return "user_status", user_status_value(self.user, self.status)
         if self.user is not None:
             return "user", self.user
         if self.target is not None:

@@ -1,11 +1,11 @@
 """Reads of the log read models the logger keeps (see schemas/views.py for their layout).
 
 Every read is an `_id` lookup, the only one FerretDB serves from an index, so a page costs the
-same with a thousand logs or a million: the directory of days, a day's directory of slots, and
-the buckets needed to fill the page (a few at a time, newest first). A bucket entry carries its
-request's whole view document, so there is no lookup per row (FerretDB answers `$in` on `_id` by
-a scan). A page stops after `max_buckets` slots per path and then says where it stopped (a short
-page with a cursor).
+same with a thousand logs or a million: the directory of days, the days' directories of slots,
+and the buckets needed to fill the page (both a few at a time, newest first). A bucket entry
+carries its request's whole view document, so there is no lookup per row (FerretDB answers `$in`
+on `_id` by a scan). A page stops after `max_buckets` slots per path and then says where it
+stopped (a short page with a cursor).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from services.ingest.store import StoreUnavailable
 
 #: Buckets read at once while walking back: one first (often enough: a bucket holds tens of
 #: rows), then more at a time, up to the last, so that a dense filter parses little that it
-#: does not show and a sparse one needs few round trips.
+#: does not show and a sparse one needs few round trips. Day directories are read the same way.
 PREFETCH = (1, 2, 4, 8)
 
 
@@ -117,14 +117,20 @@ class LogReader:
         low_day = day_key(flt.since) if flt.since else ""
         low_slot = slot_key(dim, flt.since) if flt.since else ""
         days: dict[str, Any] = top.get("d") or {}  # type: ignore[assignment]
-        for day in sorted((d for d in days if d >= low_day), reverse=True):
-            if slot_start_ms(day) >= after[0]:
-                continue
-            listed = await self._one(LOG_INDEX, directory_id(path, dim, value, day)) or {}
-            slots: dict[str, Any] = listed.get("s") or {}  # type: ignore[assignment]
-            for slot in sorted(slots, reverse=True):
-                if low_slot <= slot and slot_start_ms(slot) < after[0]:
-                    yield slot
+        wanted = [d for d in sorted(days, reverse=True) if low_day <= d]
+        wanted = [d for d in wanted if slot_start_ms(d) < after[0]]
+        start, rounds = 0, 0
+        while start < len(wanted):  # day directories, a few at once as with buckets
+            ahead = wanted[start : start + PREFETCH[min(rounds, len(PREFETCH) - 1)]]
+            start, rounds = start + len(ahead), rounds + 1
+            listed = await self._all(
+                self._one(LOG_INDEX, directory_id(path, dim, value, day)) for day in ahead
+            )
+            for doc in listed:
+                slots: dict[str, Any] = (doc or {}).get("s") or {}
+                for slot in sorted(slots, reverse=True):
+                    if low_slot <= slot and slot_start_ms(slot) < after[0]:
+                        yield slot
 
     async def _read(
         self, where: tuple[str, str, str], slots: list[str], flt: LogFilter, after: Position

@@ -6,8 +6,8 @@ is `R/S`. Its effects:
 - the view document of R, projected from the raw log (the source of truth) and replaced whole;
 - R's entry in the log index (its index keys and its whole view document, so that a page needs
   no lookup per row), under the slot of its acceptance, for every dimension (all, user, target,
-  status), the day and slot in the directories, and the removal of R from the status buckets of
-  its earlier statuses;
+  status, user_status), the day and slot in the directories, and the removal of R from the
+  status and user_status buckets of its earlier statuses;
 - counters: per hour, path and target (`view_requests_hourly`), per day and path with per-hour,
   per-user and per-target breakdowns (`view_requests_daily`), per user, path and day
   (`view_usage_by_user`). All are keyed by the hour R was accepted, so a bucket reads "of the
@@ -46,6 +46,7 @@ from schemas.views import (
     latency_bucket,
     slot_key,
     usage_id,
+    user_status_value,
 )
 
 #: Statuses an enqueue request passes through before its current one.
@@ -127,6 +128,17 @@ class Update:
     def upsert(self) -> bool:
         """Only an update that adds something may create its document."""
         return bool(self.sets or self.incs)
+
+    def created(self, key: str) -> dict[str, Any]:
+        """The document this update creates where there is none (what its upsert makes)."""
+        doc: dict[str, Any] = {"_id": key}
+        for path, value in [*self.sets.items(), *self.incs.items()]:
+            node = doc
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = node.get(leaf, 0) + value if path in self.incs else value
+        return doc
 
 
 @dataclass
@@ -249,6 +261,7 @@ def _index(
         ("user", user),
         ("target", target),
         ("status", status),
+        ("user_status", user_status_value(user, status)),
     ):
         slot = slot_key(dim, accepted)
         bucket = into.update(LOG_INDEX, bucket_id(path, dim, value, slot))
@@ -258,9 +271,10 @@ def _index(
         days.sets.update({f"d.{day}": 1, "path": path, "dim": dim, "value": value})
         slots = into.update(LOG_INDEX, directory_id(path, dim, value, day))
         slots.sets.update({f"s.{slot}": 1, "path": path, "dim": dim, "value": value, "day": day})
-    for old in earlier:
-        old_bucket = bucket_id(path, "status", old, slot_key("status", accepted))
-        into.update(LOG_INDEX, old_bucket).unsets.add(f"entries.{rid}")
+    for old in earlier:  # the buckets of its earlier statuses no longer list it
+        for dim, value in (("status", old), ("user_status", user_status_value(user, old))):
+            old_bucket = bucket_id(path, dim, value, slot_key(dim, accepted))
+            into.update(LOG_INDEX, old_bucket).unsets.add(f"entries.{rid}")
 
 
 def _counters(

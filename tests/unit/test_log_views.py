@@ -19,7 +19,10 @@ from schemas.views import (
     field_name,
     latency_bucket,
     percentile,
+    slot_key,
+    slot_start_ms,
     unfield,
+    user_status_value,
 )
 from services.ingest import logcsv
 from services.ingest.logquery import (
@@ -92,6 +95,14 @@ def test_filters_pick_the_smallest_dimension_and_match_entries() -> None:
         "m/e",
     )
     assert LogFilter(paths=("ondemand",), user="a", target="m/e").dimension() == ("user", "a")
+    assert LogFilter(paths=PATHS, user="a", status="failed").dimension() == (
+        "user_status",
+        user_status_value("a", "failed"),
+    )
+    assert LogFilter(paths=("ondemand",), user="a", status="ok", target="m/e").dimension() == (
+        "user_status",
+        user_status_value("a", "ok"),
+    )
     at = int(AT.timestamp() * 1000)
     flt = LogFilter(paths=("ondemand",), machine="m1", since=AT - timedelta(minutes=1), until=AT)
     assert flt.accepts([at, "alice", "m1/parking", "ok"])
@@ -179,6 +190,81 @@ def test_one_fact_writes_view_index_and_counters_keyed_by_acceptance_hour() -> N
     assert daily["hours.12.count"] == 1
     usage = writes.updates[("view_usage_by_user", "john.doe|enqueue|2026-11-26")].incs
     assert usage == {"count": 1, "latency_sum_ms": 40.0, "latency_n": 1}
+
+
+def test_user_status_values_never_collide_and_have_six_hour_slots() -> None:
+    pairs = [("a|b", "c"), ("a", "b|c"), ("a%7Cb", "c"), ("a", "b"), ("a|", "b"), ("a", "|b")]
+    assert len({user_status_value(u, s) for u, s in pairs}) == len(pairs)
+    assert user_status_value("john.doe", "failed") == "john.doe|failed"
+    assert slot_key("user_status", AT) == "2026-11-26T12"
+    assert slot_key("user_status", AT.replace(hour=5, minute=59)) == "2026-11-26T00"
+    assert slot_key("user_status", AT.replace(hour=23)) == "2026-11-26T18"
+    assert slot_start_ms(slot_key("user_status", AT)) == int(
+        AT.replace(minute=0).timestamp() * 1000
+    )
+
+
+def test_an_entry_moves_between_user_status_buckets_as_its_status_changes() -> None:
+    """The fold lists a request under (user, its current status) only: a page of alice's
+    queued requests must not show one that runs now."""
+    raw: dict[str, Any] = {
+        "_id": "r1",
+        "user": "alice",
+        "task_id": "t1",
+        "status": "queued",
+        "accepted_at": AT,
+        "latency_ms": {"total": 40.0},
+        "history": [{"status": s, "at": AT} for s in ("accepted", "cloned", "queued")],
+    }
+    store: dict[str, _Collection] = {}
+
+    def bucket(status: str) -> dict[str, Any]:
+        key = f"enqueue|user_status|{user_status_value('alice', status)}|2026-11-26T12"
+        return store["view_log_index"].docs.get(key, {}).get("entries", {})
+
+    writes = Writes()
+    effects(Fact("enqueue", "r1", "queued", AT, counted=True), raw, writes)
+    _apply(store, writes)
+    assert list(bucket("queued")) == ["r1"]
+    raw.update(status="running", history=[*raw["history"], {"status": "running", "at": AT}])
+    writes = Writes()
+    effects(Fact("enqueue", "r1", "running", AT), raw, writes)
+    _apply(store, writes)
+    assert bucket("queued") == {}
+    assert list(bucket("running")) == ["r1"]
+    assert bucket("running")["r1"][3] == "running"
+    assert bucket("running")["r1"][4]["status"] == "running"
+    directory = store["view_log_index"].docs[
+        f"dir|enqueue|user_status|{user_status_value('alice', 'running')}|2026-11-26"
+    ]
+    assert directory["s"] == {"2026-11-26T12": 1}
+
+
+async def test_a_page_of_one_users_status_reads_only_that_pairs_buckets() -> None:
+    store: dict[str, _Collection] = {}
+    writes = Writes()
+    for i in range(40):
+        user, status = ("alice", "failed") if i % 10 == 0 else (f"u{i % 3}", "ok")
+        at = AT - timedelta(minutes=37 * i)
+        fact = Fact("ondemand", f"r{i:02d}", status, at, user=user, target="m1/e", accepted_at=at)
+        effects(fact, None, writes)
+    _apply(store, writes)
+    reads: list[str] = []
+    index = store["view_log_index"]
+    find_one = index.find_one
+
+    async def counted(query: dict[str, str]) -> dict[str, Any] | None:
+        reads.append(query["_id"])
+        return await find_one(query)
+
+    index.find_one = counted
+    reader = LogReader(store)  # type: ignore[arg-type]
+    flt = LogFilter(paths=("ondemand",), user="alice", status="failed")
+    docs, following = await reader.page(flt, flt.start(), 50)
+    assert [d["_id"] for d in docs] == ["r00", "r10", "r20", "r30"]
+    assert following is None
+    assert all("ondemand|user_status|alice|failed" in r for r in reads), reads
+    assert len(reads) == 1 + 2 + 4  # the directory of days, two days', four 6-hour buckets
 
 
 def test_a_lifecycle_fact_moves_statuses_but_not_the_request_count() -> None:
