@@ -30,7 +30,7 @@ from pymongo import AsyncMongoClient
 
 from bench.harness import Stack, say, summary, write_report
 from schemas.base import utcnow
-from schemas.views import ENQUEUE_LOGS, LOG_INDEX, ONDEMAND_LOGS, VIEW_OF
+from schemas.views import ENQUEUE_LOGS, LOG_INDEX, ONDEMAND_LOGS, SLOT_MINUTES, VIEW_OF, slot_key
 from services.ingest.dashboard import summary as dashboard_summary
 from services.ingest.logquery import LogFilter
 from services.ingest.logviews import LogReader
@@ -44,6 +44,8 @@ ENQUEUE_END = [("completed", 80), ("failed", 5), ("enqueue_failed", 2), ("stoppe
 ENQUEUE_END += [("running", 3), ("queued", 5)]
 ONDEMAND_END = [("ok", 93), ("model_error", 3), ("failed", 2), ("timeout", 2)]
 TARGET_MS = 100.0
+#: Index dimensions whose bucket slots span several hours (the fill builds an hour at a time).
+LONG_SLOTS = [d for d, minutes in SLOT_MINUTES.items() if minutes > 60]
 
 
 def _pick(rng: random.Random, weighted: list[tuple[str, int]]) -> str:
@@ -107,18 +109,6 @@ def _ondemand(rng: random.Random, rid: str, at: datetime) -> tuple[dict[str, Any
     return doc, [fact]
 
 
-def materialize(key: str, update: Update) -> dict[str, Any]:
-    """The document an upsert of `update` creates from nothing."""
-    doc: dict[str, Any] = {"_id": key}
-    for path, value in [*update.sets.items(), *update.incs.items()]:
-        node = doc
-        *parents, leaf = path.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = node.get(leaf, 0) + value if path in update.incs else value
-    return doc
-
-
 def hours_of(count: int, days: int, end: datetime) -> Iterator[tuple[datetime, int]]:
     """(hour start, requests in it), oldest first, `count` in all."""
     hours = days * 24
@@ -145,15 +135,17 @@ def build_hour(
 
 
 async def fill(db: Any, count: int, days: int) -> dict[str, Any]:
-    """Raw logs, views and index hour by hour; counters and directories at the end. The next
-    hour is built in a thread while this one is inserted (Python and FerretDB overlap)."""
+    """Raw logs, views and index hour by hour (a bucket of a longer slot once its last hour is
+    built); counters and directories at the end. The next hour is built in a thread while this
+    one is inserted (Python and FerretDB overlap)."""
     # Whole hours up to the current one: clamping the current hour's logs to "now" would pile
     # hundreds of them on one millisecond, which real traffic does not do.
     rng, now = random.Random(42), utcnow().replace(minute=0, second=0, microsecond=0)
     totals, began, made = Writes(), time.perf_counter(), 0
     plan = list(hours_of(count, days, now - timedelta(hours=1)))
     following = asyncio.create_task(asyncio.to_thread(build_hour, rng, *plan[0], now))
-    for n, (_, size) in enumerate(plan):
+    pending = Writes()  # buckets of slots longer than an hour, until their last hour is built
+    for n, (hour, size) in enumerate(plan):
         raw, writes = await following
         if n + 1 < len(plan):
             following = asyncio.create_task(asyncio.to_thread(build_hour, rng, *plan[n + 1], now))
@@ -163,17 +155,25 @@ async def fill(db: Any, count: int, days: int) -> dict[str, Any]:
             await _insert(db, coll, [d for (c, _), d in writes.replaces.items() if c == coll])
         buckets = []
         for (coll, key), update in writes.updates.items():
-            if coll == LOG_INDEX and not key.startswith("dir|"):  # a bucket: this hour's only
-                buckets.append(materialize(key, update))
-            else:
+            if coll != LOG_INDEX or key.startswith("dir|"):
                 _merge(totals, coll, key, update)
+            elif not update.upsert:  # only removals, of entries that were never written here
+                continue
+            elif key.split("|", 2)[1] in LONG_SLOTS:  # a bucket that later hours add to
+                _merge(pending, coll, key, update)
+            else:  # a bucket: this hour's only
+                buckets.append(update.created(key))
+        if all(slot_key(d, hour) != slot_key(d, hour + timedelta(hours=1)) for d in LONG_SLOTS):
+            buckets += [u.created(k) for (_, k), u in pending.updates.items()]
+            pending = Writes()
         await _insert(db, LOG_INDEX, buckets)
         made += size
         if n % 24 == 23:
             rate = made / (time.perf_counter() - began)
             say(f"  filled {made:>9,} logs ({rate:,.0f}/s), day {n // 24 + 1} of {days}")
+    await _insert(db, LOG_INDEX, [u.created(k) for (_, k), u in pending.updates.items()])
     for coll in {c for c, _ in totals.updates}:
-        docs = [materialize(k, u) for (c, k), u in totals.updates.items() if c == coll]
+        docs = [u.created(k) for (c, k), u in totals.updates.items() if c == coll]
         await _insert(db, coll, docs)
     return {"logs": made, "fill_s": round(time.perf_counter() - began, 1)}
 

@@ -1,5 +1,5 @@
 """The `mlbus` command line: run the local stack, print dev tokens, manage mappings (tasks,
-serving machines, endpoints), show and replay dead letters."""
+serving machines, endpoints), show and replay dead letters, rebuild the log read models."""
 
 from __future__ import annotations
 
@@ -19,6 +19,13 @@ from mlbus.stack import INGEST_URL, ISSUER_URL
 
 def _say(text: str) -> None:
     print(text, flush=True)  # noqa: T201 - the command's output
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _admin_headers(args: argparse.Namespace) -> dict[str, str]:
@@ -116,6 +123,23 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("--bootstrap", default="127.0.0.1:9092")
     dlq.add_argument("--topic-prefix", default="")
     dlq.add_argument("--topic", help="only letters from this original topic")
+    logs = sub.add_parser("logs", help="the log read models (MongoDB views, log index)")
+    rebuild = logs.add_subparsers(dest="action", required=True).add_parser(
+        "rebuild",
+        help="drop the read models and fold every raw log again (stop the logger first)",
+        description="Drop the collections the logger derives from the raw logs "
+        "(view_enqueue_logs, view_ondemand_logs, view_requests_hourly, view_requests_daily, "
+        "view_usage_by_user, view_log_index, logger_folds) and fold every raw log in "
+        "enqueue_logs and ondemand_logs again with the logger's own code, in the database "
+        "the logger's settings name (MLBUS_LOGGER_*, then MLBUS_*). The raw logs are not "
+        "touched. STOP "
+        "THE LOGGER FIRST: a logger folding meanwhile could lose facts or count them twice. "
+        "The rest of the stack may run: what it logs meanwhile waits in Kafka and is folded "
+        "when the logger starts again. If the rebuild stops half-way, run it again.",
+    )
+    rebuild.add_argument(
+        "--batch", type=_positive, default=5000, help="raw logs per write batch (5000)"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -131,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command in _KINDS:
         return cmd_admin(args)
+    if args.command == "logs":
+        from mlbus.logs import run_rebuild
+
+        return run_rebuild(args.batch, _say)
     from mlbus.dlq import run_dlq
 
     return run_dlq(args.action, args.bootstrap, args.topic_prefix, args.topic, _say)

@@ -7,14 +7,15 @@ a duplicate `_id` whose claim is done means already folded; one not done is fold
 counter may then count twice after a crash, which beats losing the fact). Writes
 go one document at a time, a few in flight, because FerretDB is pathologically slow with many
 updates in one `bulk_write`; the fold merges a batch's effects so that each document is written
-once per batch.
+once per batch. A rebuild (`rebuild.py`) drops the read models and reads the raw logs in
+batches; its new documents go in bulk (`apply(fresh=True)`, `mark_folded`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -22,11 +23,24 @@ from pymongo.errors import BulkWriteError, OperationFailure
 
 from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
 from schemas.base import utcnow
-from schemas.views import ENQUEUE_LOGS, FOLDS, ONDEMAND_LOGS, RAW_OF
+from schemas.views import (
+    ENQUEUE_LOGS,
+    FOLDS,
+    LOG_INDEX,
+    ONDEMAND_LOGS,
+    RAW_OF,
+    VIEW_DAILY,
+    VIEW_ENQUEUE,
+    VIEW_HOURLY,
+    VIEW_ONDEMAND,
+    VIEW_USAGE,
+)
 from services.logger.errors import StoreUnavailable
 from services.logger.fold import Writes
 
 log = logging.getLogger(__name__)
+#: Every collection the fold writes: derived from the raw logs, so a rebuild may drop them.
+READ_MODELS = (VIEW_ENQUEUE, VIEW_ONDEMAND, VIEW_HOURLY, VIEW_DAILY, VIEW_USAGE, LOG_INDEX, FOLDS)
 
 #: Real views registered where the server has `createView` (MongoDB): the raw logs, projected.
 LIVE_VIEWS: dict[str, tuple[str, list[dict[str, Any]]]] = {
@@ -109,15 +123,71 @@ class ViewStore:
         found = await self._all(self._db[RAW_OF[p]].find_one({"_id": rid}) for p, rid in pairs)
         return {pair: doc for pair, doc in zip(pairs, found, strict=True) if doc is not None}
 
-    async def apply(self, writes: Writes) -> None:
-        """Every write, one document each, a few at a time."""
-        ops: list[Awaitable[Any]] = [
-            self._db[coll].replace_one({"_id": key}, doc, upsert=True)
-            for (coll, key), doc in writes.replaces.items()
-        ]
+    async def apply(self, writes: Writes, *, fresh: bool = False) -> None:
+        """Every write, one document each, a few at a time. `fresh`: every replaced document is
+        new (a rebuild into emptied collections), so they go in one `insert_many` per
+        collection instead, first."""
+        ops: list[Awaitable[Any]] = []
+        if fresh:
+            await self._insert_all(writes.replaces)
+        else:
+            ops += [
+                self._db[coll].replace_one({"_id": key}, doc, upsert=True)
+                for (coll, key), doc in writes.replaces.items()
+            ]
         for (coll, key), update in writes.updates.items():
             ops.append(self._db[coll].update_one({"_id": key}, update.spec(), upsert=update.upsert))
         await self._all(ops)
+
+    async def _insert_all(self, docs: dict[tuple[str, str], dict[str, Any]]) -> None:
+        by_collection: dict[str, list[dict[str, Any]]] = {}
+        for (coll, _), doc in docs.items():
+            by_collection.setdefault(coll, []).append(doc)
+        try:
+            for coll, some in by_collection.items():
+                await self._db[coll].insert_many(some, ordered=False)
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def mark_folded(self, keys: Sequence[str]) -> None:
+        """Record `keys` as folded and done, in one `insert_many` (a rebuild: `logger_folds`
+        was emptied first, so none is there)."""
+        if keys:
+            now = utcnow()
+            await self._insert_all({(FOLDS, k): {"_id": k, "at": now, "done": True} for k in keys})
+
+    async def drop_read_models(self) -> list[str]:
+        """Drop every collection the fold writes (`READ_MODELS`); the raw logs stay. The
+        collections that existed."""
+        try:
+            existing = set(await self._db.list_collection_names())
+            for name in READ_MODELS:
+                await self._db.drop_collection(name)
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [n for n in READ_MODELS if n in existing]
+
+    async def raw_count(self, path: str) -> int:
+        """About how many raw logs a path has (the server's estimate: for progress only)."""
+        try:
+            return await self._db[RAW_OF[path]].estimated_document_count()
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def raw_batches(self, path: str, size: int) -> AsyncIterator[list[Doc]]:
+        """Every raw log of a path, in batches of `size`, in the collection's natural order (the
+        order of writing, so a batch's logs share most of their buckets)."""
+        batch: list[Doc] = []
+        try:
+            async for doc in self._db[RAW_OF[path]].find({}, batch_size=size):
+                batch.append(doc)
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+        except TRANSIENT_MONGO_ERRORS as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        if batch:
+            yield batch
 
     async def _all(self, ops: Iterable[Awaitable[Any]]) -> list[Any]:
         async def one(op: Awaitable[Any]) -> Any:
