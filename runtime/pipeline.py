@@ -30,6 +30,10 @@ class PipelinedConsumerLoop(ConsumerLoop):
         self._halted: ConsumerHalted | None = None
         tasks: set[asyncio.Task[None]] = set()
         last_commit = time.monotonic()
+        # Commits run beside the fetching: a commit is a broker round trip, and a request that
+        # arrived meanwhile would wait for it (measured: the fetch loop held for 1-3 ms every
+        # commit_interval_s, a share of the path's p99).
+        committing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set() and self._halted is None:
                 batch = await self._consumer.getmany(
@@ -44,12 +48,18 @@ class PipelinedConsumerLoop(ConsumerLoop):
                         task.add_done_callback(tasks.discard)
                 if batch:
                     self._record_lag(batch)
-                if time.monotonic() - last_commit >= self._config.commit_interval_s:
-                    await self._commit_finished()
+                if committing is not None and committing.done():
+                    committing.result()  # a commit that failed beyond a rebalance stops the loop
+                    committing = None
+                due = time.monotonic() - last_commit >= self._config.commit_interval_s
+                if due and committing is None:
+                    committing = asyncio.create_task(self._commit_finished())
                     last_commit = time.monotonic()
         finally:
             # Drain before unwinding: the messages in flight finish and their offsets commit.
             await asyncio.gather(*tasks, return_exceptions=True)
+            if committing is not None:
+                await asyncio.gather(committing, return_exceptions=True)
             await self._commit_finished()
         if self._halted is not None:
             raise self._halted
