@@ -26,8 +26,8 @@ def settle_heap() -> None:
     collector's reach for good, as Instagram's servers do with `gc.freeze`.
 
     Each full collection walks every tracked object: ~100,000 of them in ingest, 31 ms a walk
-    measured here, a pause that every request in flight waited through, and the largest part of
-    the on-demand path's p99. After the freeze a full collection walks only what was made since.
+    measured here, a pause that every request in flight waits through. After the freeze a full
+    collection walks only what was made since.
     """
     gc.collect()
     gc.freeze()

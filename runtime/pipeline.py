@@ -31,8 +31,8 @@ class PipelinedConsumerLoop(ConsumerLoop):
         tasks: set[asyncio.Task[None]] = set()
         last_commit = time.monotonic()
         # Commits run beside the fetching: a commit is a broker round trip, and a request that
-        # arrived meanwhile would wait for it (measured: the fetch loop held for 1-3 ms every
-        # commit_interval_s, a share of the path's p99).
+        # arrived meanwhile would wait for it (the router's request leg at 200/s: p99 8-13 ms
+        # with commits in the loop, 5.5 ms beside it).
         committing: asyncio.Task[None] | None = None
         try:
             while not stop.is_set() and self._halted is None:

@@ -15,15 +15,7 @@ from services.inference_router.errors import ModelFailed, ModelTimedOut, Replica
 from services.inference_router.settings import InferenceRouterSettings
 from services.inference_router.transport import AiohttpTransport, open_transport
 from serving_node.testing import RunningNode
-
-CAR_PARK = {
-    "capacity": 120,
-    "hour": 18,
-    "weekday": 4,
-    "temperature_c": 21.0,
-    "rain_mm": 0.0,
-    "event_nearby": False,
-}
+from tests.integration.test_serving_node_http import CAR_PARK
 
 
 @pytest.fixture
