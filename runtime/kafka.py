@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -15,6 +16,14 @@ from runtime.settings import BusSettings
 from schemas.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """What a publisher needs of a producer: aiokafka's, or runtime.rdkafka's."""
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> Any:
+        """Send and wait for the broker's ack; aiokafka's KafkaError when it does not take it."""
+        ...
 
 
 def make_producer(settings: BusSettings, *, linger_ms: int = 0) -> AIOKafkaProducer:

@@ -16,6 +16,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from runtime.kafka import Sender
 from runtime.logbus import LogBus
 from schemas.base import Envelope, utcnow
 from schemas.codec import encode, envelope_for
@@ -54,7 +55,7 @@ class InferenceHandler:
         routes: RouteTable,
         model: ModelClient,
         logs: OnDemandLogStore,
-        producer: AIOKafkaProducer,
+        producer: Sender,
         *,
         dedupe_grace_s: float = 5.0,
         replay_check_after_s: float = 1.0,
@@ -64,9 +65,12 @@ class InferenceHandler:
         self._routes, self._model, self._logs, self._producer = routes, model, logs, producer
         self._grace, self._replay_after = dedupe_grace_s, replay_check_after_s
         self._seen: DedupeCache[Outcome] = DedupeCache()
-        # RequestLogged may go through its own lingering producer (see app.py): it is not on
-        # the caller's path, and batching it saves the broker a request per call.
-        self._logbus = LogBus(log_producer or producer, logs_prefix, "inference_router")
+        # RequestLogged goes through its own lingering producer (see app.py): it is not on the
+        # caller's path, and batching it saves the broker a request per call. Without one (unit
+        # tests), none is published.
+        self._logbus = (
+            LogBus(log_producer, logs_prefix, "inference_router") if log_producer else None
+        )
 
     async def __call__(self, env: Envelope[InferenceRequested]) -> None:
         consumed = utcnow()
@@ -95,6 +99,8 @@ class InferenceHandler:
 
     async def _logged(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         """The call's outcome for the logger (after the log write; never fails)."""
+        if self._logbus is None:
+            return
         p, reply = env.payload, outcome.reply
         total = (outcome.finished_at - env.created_at).total_seconds() * 1000
         await self._logbus.logged(

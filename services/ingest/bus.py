@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from runtime.kafka import Sender
 from schemas.base import Envelope
 from schemas.codec import encode
 from schemas.topics import TopicSpec
@@ -20,7 +20,7 @@ class Publisher:
     """Sends an envelope keyed by its request id and waits for the broker's ack (acks=all), so a
     202 means the request is durable on the bus."""
 
-    def __init__(self, producer: AIOKafkaProducer, prefix: str) -> None:
+    def __init__(self, producer: Sender, prefix: str) -> None:
         self._producer, self._prefix = producer, prefix
 
     async def publish(self, spec: TopicSpec, envelope: Envelope[Any]) -> None:

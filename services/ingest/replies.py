@@ -1,7 +1,8 @@
 """Waiting for inference replies on this ingest instance's own reply topic.
 
 The topic (`mlbus.replies.<instance>`, one partition) is created at start-up and read from its
-end by a consumer without a group: replies are only for requests this process is waiting on.
+end, without a consumer group, by librdkafka (`runtime.rdkafka.RdTail`: this is the latency
+path): replies are only for requests this process is waiting on.
 A waiter is registered *before* the request is published, so no reply can arrive unseen; a reply
 that arrives after its caller gave up is logged, not lost silently.
 """
@@ -9,12 +10,10 @@ that arrives after its caller gave up is logged, not lost silently.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from runtime.kafka import ensure_topics
+from runtime.rdkafka import RdTail
 from runtime.settings import BusSettings
 from schemas.codec import SchemaError, decode
 from schemas.inference import InferenceReplied
@@ -31,41 +30,23 @@ class ReplyWaiter:
         self.spec: TopicSpec = reply_topic(settings.instance)
         self.topic = self.spec.named(settings.topic_prefix)
         self._waiting: dict[str, asyncio.Future[InferenceReplied]] = {}
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tail: RdTail | None = None
 
     async def start(self) -> None:
         """Create the reply topic, position at its end, start reading."""
         await ensure_topics(self._settings, [self.spec])
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-            client_id=self._settings.instance,
-        )
-        await consumer.start()
-        partition = TopicPartition(self.topic, 0)
-        consumer.assign([partition])
-        await consumer.seek_to_end(partition)
-        await consumer.position(
-            partition
-        )  # resolve now, so nothing published after start is missed
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._read())
+        tail = RdTail(self._settings, self.topic, self._deliver)
+        await tail.start()
+        self._tail = tail
 
     async def stop(self) -> None:
         """Stop reading; callers still waiting get their timeouts."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._tail is not None:
+            await self._tail.stop()
 
     def running(self) -> bool:
         """True while the reply consumer runs."""
-        return self._task is not None and not self._task.done()
+        return self._tail is not None and self._tail.running()
 
     def expect(self, request_id: str) -> asyncio.Future[InferenceReplied]:
         """Register a waiter; call before publishing the request."""
@@ -76,14 +57,6 @@ class ReplyWaiter:
     def forget(self, request_id: str) -> None:
         """The caller stopped waiting."""
         self._waiting.pop(request_id, None)
-
-    async def _read(self) -> None:
-        assert self._consumer is not None
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for record in records:
-                    self._deliver(record.value)
 
     def _deliver(self, raw: bytes | None) -> None:
         try:
