@@ -59,9 +59,9 @@ class FakeLogs(OnDemandLogStore):
 
 class FakeProducer:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         self.sent.append((topic, value, key))
 
     def replies(self) -> list[InferenceReplied]:
