@@ -117,6 +117,15 @@ def _settle(done: asyncio.Future[None], err: CKafkaError | Exception | None) -> 
         done.set_exception(RdKafkaError(f"not delivered: {err.str()}"))
 
 
+async def _shut(stop: threading.Event, thread: threading.Thread, consumer: Consumer) -> None:
+    """End a consumer's polling thread, then close the consumer: while the thread polls, a call
+    into the consumer from another thread would block holding the GIL."""
+    stop.set()
+    if thread.is_alive():
+        await asyncio.to_thread(thread.join)
+    await asyncio.to_thread(consumer.close)
+
+
 class RdTail:
     """Reads one partition from its end onward, without a consumer group, calling `deliver`
     with each message's value on the event loop (for a process's own reply topic)."""
@@ -156,10 +165,7 @@ class RdTail:
 
     async def stop(self) -> None:
         """Stop reading and close the consumer."""
-        self._stop.set()
-        if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join)
-        await asyncio.to_thread(self._consumer.close)
+        await _shut(self._stop, self._thread, self._consumer)
 
     def running(self) -> bool:
         """True while the reading thread runs."""
@@ -246,10 +252,7 @@ class RdGroupConsumer:
 
     async def stop(self) -> None:
         """Stop consuming and leave the group (the loop has committed what it finished)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join)
-        await asyncio.to_thread(self._consumer.close)
+        await _shut(self._stop, self._thread, self._consumer)
 
     async def getmany(
         self, timeout_ms: int = 0, max_records: int | None = None
