@@ -85,8 +85,8 @@ class RdProducer:
         done: asyncio.Future[None] = loop.create_future()
 
         def delivered(err: CKafkaError | None, _msg: Message) -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, done, err)
+            failure = None if err is None else RdKafkaError(f"not delivered: {err.str()}")
+            _to_loop(loop, _settle, done, failure)
 
         try:
             self._producer.produce(topic, value, key, on_delivery=delivered)
@@ -106,15 +106,23 @@ class RdProducer:
             self._producer.poll(_POLL_S)
 
 
-def _settle(done: asyncio.Future[None], err: CKafkaError | Exception | None) -> None:
+def _to_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> bool:
+    """Run `fn(*args)` on the event loop, from a polling thread; False once the loop is closed
+    (a stop that has not reached the thread yet)."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _settle(done: asyncio.Future[None], err: Exception | None) -> None:
     if done.done():
         return
     if err is None:
         done.set_result(None)
-    elif isinstance(err, Exception):
-        done.set_exception(err)
     else:
-        done.set_exception(RdKafkaError(f"not delivered: {err.str()}"))
+        done.set_exception(err)
 
 
 async def _shut(stop: threading.Event, thread: threading.Thread, consumer: Consumer) -> None:
@@ -179,12 +187,9 @@ class RdTail:
                 continue
             err = msg.error()
             if err is not None:
-                if err.code() != CKafkaError._PARTITION_EOF:
-                    log.warning("reading %s: %s", self._topic, err.str())
+                log.warning("reading %s: %s", self._topic, err.str())
                 continue
-            try:
-                self._loop.call_soon_threadsafe(self._deliver, msg.value())
-            except RuntimeError:  # the loop closed under a stop that has not reached us yet
+            if not _to_loop(self._loop, self._deliver, msg.value()):
                 return
 
 
@@ -295,11 +300,7 @@ class RdGroupConsumer:
 
     def _to_loop(self, fn: Callable[..., None], *args: Any) -> bool:
         assert self._loop is not None
-        try:
-            self._loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop closed under a stop that has not reached us yet
-            return False
-        return True
+        return _to_loop(self._loop, fn, *args)
 
     # Everything below runs on the consumer's own thread.
 
@@ -315,6 +316,12 @@ class RdGroupConsumer:
             while message is not None and len(records) < 500:
                 self._keep(message, records)
                 message = self._consumer.poll(0)
+            for topic, partition in {(r.topic, r.partition) for r in records}:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+                if high is not None and high >= 0:
+                    self._high[(topic, partition)] = high
             if records and not self._to_loop(self._take, records):
                 return
         self._run_commits()
@@ -324,14 +331,9 @@ class RdGroupConsumer:
         if err is not None:
             log.warning("consuming %s: %s", self._topic, err.str())
             return
-        topic, partition = m.topic() or "", m.partition() or 0
-        records.append(RdRecord(topic, partition, m.offset() or 0, m.key(), m.value()))
-        if len(records) == 1:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), cached=True
-            )
-            if high is not None and high >= 0:
-                self._high[(topic, partition)] = high
+        records.append(
+            RdRecord(m.topic() or "", m.partition() or 0, m.offset() or 0, m.key(), m.value())
+        )
 
     def _run_commits(self) -> None:
         while True:

@@ -95,7 +95,7 @@ class InferenceHandler:
             return False  # delivered here before: the dedupe cache answers it
         if (now - env.created_at).total_seconds() <= self._replay_after:
             return False
-        return await self._logs.answered(env.id) is True
+        return await self._logs.answered(env.id)
 
     async def _logged(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         """The call's outcome for the logger (after the log write; never fails)."""

@@ -136,14 +136,14 @@ class OnDemandLogStore:
         """Log one request (a duplicate of an earlier delivery's log is not an error)."""
         await self._inserts.submit(log_doc(env, outcome))
 
-    async def answered(self, request_id: str) -> bool | None:
-        """Whether a router has logged an outcome for this request; None when the store cannot
+    async def answered(self, request_id: str) -> bool:
+        """Whether a router has logged an outcome for this request; False when the store cannot
         tell (then the caller goes on: a model called twice beats a request never answered)."""
         try:
             found = await self._logs.find_one({"_id": request_id}, {"_id": 1})
         except TRANSIENT_MONGO_ERRORS as exc:
             log.warning("could not check whether %s was answered: %s", request_id, exc)
-            return None
+            return False
         return found is not None
 
     async def _insert(self, docs: Sequence[dict[str, Any]]) -> list[BaseException | None]:

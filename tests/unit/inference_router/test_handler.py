@@ -52,7 +52,7 @@ class FakeLogs(OnDemandLogStore):
     async def record(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         self.records.append(outcome)
 
-    async def answered(self, request_id: str) -> bool | None:
+    async def answered(self, request_id: str) -> bool:
         self.lookups.append(request_id)
         return request_id in self.logged_elsewhere
 
