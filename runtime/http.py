@@ -1,5 +1,5 @@
-"""HTTP plumbing for FastAPI services: the one error shape, request ids, body limit, metrics,
-health and readiness.
+"""HTTP plumbing for FastAPI services: the one error shape, request ids, body limits, security
+headers, metrics, health and readiness.
 
 Every error a client sees is `{"code": "<stable_code>", "message": "<human text>",
 "request_id": "<id>", "details": ...}` with the matching status.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runtime import metrics
+from schemas.base import new_request_id
+from schemas.jsonlimits import JSONLimitError, loads_strict
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -45,8 +46,14 @@ class ApiError(Exception):
 
 
 def request_id_of(request: Request) -> str:
-    """The request id the middleware assigned (or the client sent)."""
-    return str(getattr(request.state, "request_id", "") or uuid.uuid4().hex)
+    """The request id the middleware minted."""
+    return str(getattr(request.state, "request_id", "") or new_request_id())
+
+
+def correlation_id_of(request: Request) -> str | None:
+    """The client's own `X-Request-ID`, when it sent a safe one: logged and echoed, never a key."""
+    found = getattr(request.state, "correlation_id", None)
+    return str(found) if found else None
 
 
 def error_body(request_id: str, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -96,8 +103,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class EdgeMiddleware:
-    """Request id in and out, body size limit, and HTTP metrics, as one pure-ASGI layer
-    (cheaper than three BaseHTTPMiddleware layers on the latency-critical path)."""
+    """The edge of every request, as one pure-ASGI layer (cheaper than three BaseHTTPMiddleware
+    layers on the latency-critical path):
+
+    - the request id is minted here, always: it keys the request everywhere (envelope id, the
+      enqueuer's one clone, the router's one model call), so a client never chooses it. A
+      client's own safe `X-Request-ID` is kept only as its correlation id, echoed back in
+      `X-Correlation-ID`;
+    - the body is read whole, whatever the transfer encoding, up to `max_body` (else 413), and a
+      JSON body must meet schemas/jsonlimits.py (else 422): what passes, every worker decodes;
+    - every response says `X-Content-Type-Options: nosniff`; one to a request that carries a
+      credential says `Cache-Control: no-store`;
+    - HTTP metrics.
+    """
 
     def __init__(self, app: ASGIApp, *, service: str, max_body: int) -> None:
         self.app, self.service, self.max_body = app, service, max_body
@@ -107,51 +125,116 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        rid = new_request_id()
         sent = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
-        # A client's own id is kept only when it is a safe key (it becomes the envelope id, a
-        # MongoDB _id and part of field paths): else a fresh one.
-        rid = sent if _SAFE_ID.fullmatch(sent) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        extra = list(_ALWAYS)
+        if _SAFE_ID.fullmatch(sent):
+            state["correlation_id"] = sent
+            extra.append((CORRELATION_ID_HEADER.encode(), sent.encode()))
+        if _carries_credential(scope, headers):
+            extra.append((b"cache-control", b"no-store"))
         started = time.perf_counter()
         status_holder = [500]
 
         async def send_wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message.setdefault("headers", []).append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                own = {name.lower() for name, _ in message.get("headers", [])}
+                # read now: a retry with an Idempotency-Key answers under its first request id
+                final = str(state.get("request_id", rid)).encode()
+                message.setdefault("headers", []).extend(
+                    pair
+                    for pair in [(REQUEST_ID_HEADER.encode(), final), *extra]
+                    if pair[0] not in own
+                )
             await send(message)
 
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await self._too_large(rid, send_wrapped)
+        try:
+            if scope["method"] in _WITH_BODY:
+                receive = await self._read_body(headers, receive)
+        except ApiError as exc:
+            body = error_body(rid, exc.code, exc.message, exc.details)
+            await JSONResponse(body, status_code=exc.status)(scope, _empty_receive, send_wrapped)
         else:
-            await self.app(scope, self._limited(receive, rid), send_wrapped)
+            await self.app(scope, receive, send_wrapped)
         route = scope.get("route")
         path = getattr(route, "path", "unmatched")
         metrics.HTTP_REQUESTS.labels(self.service, path, scope["method"], status_holder[0]).inc()
         metrics.HTTP_LATENCY.labels(self.service, path).observe(time.perf_counter() - started)
 
-    def _limited(self, receive: Receive, rid: str) -> Receive:
-        seen = 0
-
-        async def wrapped() -> Message:
-            nonlocal seen
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+        """The whole body, checked; a receive that hands it to the app in one message."""
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            raise self._too_large()
+        chunks, size, more = [], 0, True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_body:
-                raise ApiError(413, "body_too_large", self._too_large_text())
-            return message
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return _replay(b"", receive, message)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise self._too_large()
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and _is_json(headers.get(b"content-type")):
+            try:
+                loads_strict(body)
+            except JSONLimitError as exc:
+                raise ApiError(
+                    422,
+                    "invalid_request",
+                    f"The request body is not valid: {exc}.",
+                    details=[{"field": "(body)", "error": str(exc)}],
+                ) from exc
+        return _replay(body, receive, None)
 
-        return wrapped
-
-    def _too_large_text(self) -> str:
-        return f"The request body is larger than the limit of {self.max_body} bytes."
-
-    async def _too_large(self, rid: str, send: Send) -> None:
-        response = JSONResponse(
-            error_body(rid, "body_too_large", self._too_large_text()), status_code=413
+    def _too_large(self) -> ApiError:
+        return ApiError(
+            413,
+            "body_too_large",
+            f"The request body is larger than the limit of {self.max_body} bytes.",
         )
-        await response({"type": "http"}, _empty_receive, send)
+
+
+CORRELATION_ID_HEADER = "x-correlation-id"
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ALWAYS = ((b"x-content-type-options", b"nosniff"),)
+
+
+def _carries_credential(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """A bearer token in the header or the query (SSE), or a compatibility route's token in the
+    body: the answer is someone's own and no cache may keep it."""
+    return (
+        b"authorization" in headers
+        or b"access_token=" in scope.get("query_string", b"")
+        or str(scope.get("path", "")).startswith("/clearml/")
+    )
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    """What FastAPI parses as JSON: no content type, or `*/json` and `*/*+json`."""
+    if not content_type:
+        return True
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    return kind.endswith((b"/json", b"+json"))
+
+
+def _replay(body: bytes, receive: Receive, last: Message | None) -> Receive:
+    """A receive that gives the app the body read already, then the client's own messages
+    (a disconnect, for a streaming response)."""
+    pending: list[Message] = [
+        last if last is not None else {"type": "http.request", "body": body, "more_body": False}
+    ]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 async def _empty_receive() -> Message:

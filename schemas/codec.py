@@ -6,12 +6,17 @@ lenient about the rest (unknown fields are ignored), so additive changes never b
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+import re
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from pydantic import ValidationError
 
-from schemas.base import Envelope, Model, RawEnvelope
+from schemas.base import Envelope, Model, RawEnvelope, utcnow
+from schemas.jsonlimits import ENVELOPE_DEPTH, raw_depth
 from schemas.topics import TopicSpec
 
 
@@ -42,6 +47,8 @@ def decode(spec: TopicSpec, raw: bytes | None) -> Envelope[Any]:
     """JSON bytes → envelope with a typed payload, or SchemaError saying exactly what is wrong."""
     if raw is None:
         raise SchemaError("empty message (tombstone) on a non-compacted topic")
+    if too_deep(raw):
+        raise SchemaError(f"nested deeper than {ENVELOPE_DEPTH} levels (schemas/jsonlimits.py)")
     try:
         head = RawEnvelope.model_validate_json(raw)
     except ValidationError as exc:
@@ -57,6 +64,64 @@ def decode(spec: TopicSpec, raw: bytes | None) -> Envelope[Any]:
         return envelope_model(spec.payload).model_validate_json(raw)
     except ValidationError as exc:
         raise SchemaError(f"invalid {head.type}: {_first_error(exc)}") from exc
+
+
+def salvage(spec: TopicSpec, raw: bytes | None, key: bytes | None) -> Envelope[Any] | None:
+    """What can still be read of a message that does not decode, built without validation, so
+    that its request can be failed where its author looks (the request log, a reply, a
+    notification). Its request id is the envelope's, else the record's key (requests are keyed
+    by it); None when neither is there. Only flat fields of the payload are kept (a nested one
+    may be what broke the decoder); a missing one reads as None.
+
+    Never pass the result to business logic: it is for failure hooks, which must not raise.
+    """
+    data: Any = None
+    if raw is not None and not too_deep(raw):
+        with contextlib.suppress(ValueError):
+            data = json.loads(raw)
+    head: dict[str, Any] = data if isinstance(data, dict) else {}
+    rid = head.get("id")
+    if not (isinstance(rid, str) and _SAFE_ID.fullmatch(rid)):
+        rid = key.decode(errors="replace") if key else None
+    if not rid or not _SAFE_ID.fullmatch(rid):
+        return None
+    raw_payload = head.get("payload")
+    body: dict[str, Any] = raw_payload if isinstance(raw_payload, dict) else {}
+    fields: dict[str, Any] = dict.fromkeys(spec.payload.model_fields)
+    fields.update(
+        (k, v) for k, v in body.items() if k in fields and isinstance(v, str | int | float | bool)
+    )
+    user = head.get("user") if isinstance(head.get("user"), str) else None
+    created = head.get("created_at")
+    try:
+        created_at = datetime.fromisoformat(created) if isinstance(created, str) else utcnow()
+    except ValueError:
+        created_at = utcnow()
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)
+    raw_trace = head.get("trace")
+    trace: dict[str, Any] = raw_trace if isinstance(raw_trace, dict) else {}
+    return envelope_model(spec.payload).model_construct(
+        id=rid,
+        type=spec.message_type,
+        schema_version=spec.version,
+        created_at=created_at,
+        user=user,
+        trace={k: v for k, v in trace.items() if isinstance(v, str)},
+        payload=spec.payload.model_construct(**fields),
+    )
+
+
+#: What a request id may look like (the same rule as the HTTP edge's correlation ids).
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+def too_deep(raw: bytes) -> bool:
+    """True when a message nests deeper than any envelope may: checked before a decoder
+    recurses. Counting brackets (fast, in C) rules out nearly every message at once."""
+    if raw.count(b"{") + raw.count(b"[") <= ENVELOPE_DEPTH:
+        return False
+    return raw_depth(raw, ENVELOPE_DEPTH) > ENVELOPE_DEPTH
 
 
 def _first_error(exc: ValidationError) -> str:
