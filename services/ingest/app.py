@@ -31,6 +31,7 @@ from services.ingest.auth import JwksVerifier
 from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
 from services.ingest.guard import Guard, policy_from
+from services.ingest.idempotency import IdempotencyKeys
 from services.ingest.mappings import MappingCache
 from services.ingest.refusals import refusal_reporter
 from services.ingest.replies import ReplyWaiter
@@ -88,6 +89,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 verifier=verifier,
                 notifications=hub,
                 guard=Guard(settings, store.enqueue_status),
+                idempotency=IdempotencyKeys(database(mongo, settings), settings.idempotency_ttl_s),
             )
             app.state.producer, app.state.mongo = enqueue_producer, mongo
             app.state.resources = ResourceReadModel(
@@ -103,6 +105,10 @@ def create_app(settings: IngestSettings) -> FastAPI:
         description="MLOps front door of the GPU cluster: enqueue training, call models, follow "
         "requests. Errors are always {code, message, request_id}.",
         lifespan=lifespan,
+        # Never answer a missing or extra slash with a redirect: Starlette builds its Location
+        # from the Host header (an attacker's), and a 307 makes the client send the body, token
+        # included, again. The compatibility paths answer both spellings themselves.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     # Routes are matched in order, each a regex: the on-demand path, the one that waits on the

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from runtime.http import correlation_id_of
 from schemas.api import EndpointMapping, ServingMachine, TaskMapping
 from services.ingest.auth import JwksVerifier, Principal
 from services.ingest.bus import Publisher
 from services.ingest.errors import forbidden, unauthorized
 from services.ingest.guard import Guard
+from services.ingest.idempotency import IdempotencyKeys
 from services.ingest.mappings import MappingCache
 from services.ingest.replies import ReplyWaiter
 from services.ingest.settings import IngestSettings
@@ -50,6 +52,7 @@ class Ingest:
     verifier: JwksVerifier
     notifications: NotificationHub
     guard: Guard
+    idempotency: IdempotencyKeys
     recent: Recent = field(default_factory=Recent)
 
 
@@ -69,6 +72,32 @@ async def bearer_principal(request: Request) -> Principal:
     principal = await ingest.verifier.verify(token.strip())
     ingest.guard.check_network(request, principal)
     return principal
+
+
+async def compat_principal(request: Request) -> Principal:
+    """The caller of a compatibility route, from the `access_token` in its JSON body: missing,
+    empty or not text is 401, as a missing header is on /v1 (checked before the other fields)."""
+    try:
+        body = await request.json()
+    except ValueError:  # the edge has parsed it already; a body FastAPI cannot read is 422 there
+        body = None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token.strip():
+        raise unauthorized("Send an access token in the body's 'access_token' field.")
+    ingest = ingest_of(request)
+    principal = await ingest.verifier.verify(token.strip())
+    ingest.guard.check_network(request, principal)
+    return principal
+
+
+def trace_of(ingest: Ingest, request: Request) -> dict[str, str]:
+    """The envelope's trace fields: this ingest, and the client's correlation id if it sent one
+    (so a client's own id appears in the request's logs without ever keying anything)."""
+    trace = {"ingest": ingest.settings.instance}
+    correlation = correlation_id_of(request)
+    if correlation is not None:
+        trace["correlation_id"] = correlation
+    return trace
 
 
 async def admin_principal(request: Request) -> Principal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from schemas.api import (
     CompatEnqueueRequest,
@@ -18,7 +19,8 @@ from schemas.enqueue import EnqueueTask
 from schemas.topics import ENQUEUE_REQUESTS
 from services.ingest import errors
 from services.ingest.auth import Principal
-from services.ingest.deps import Ingest, bearer_principal, ingest_of
+from services.ingest.deps import Ingest, bearer_principal, compat_principal, ingest_of, trace_of
+from services.ingest.idempotency import Answer, run_once
 from services.ingest.queue_choice import AUTO
 from services.ingest.resources import auto_queue
 from services.ingest.status import request_status
@@ -26,6 +28,7 @@ from services.ingest.status import request_status
 router = APIRouter()
 IngestDep = Annotated[Ingest, Depends(ingest_of)]
 User = Annotated[Principal, Depends(bearer_principal)]
+CompatUser = Annotated[Principal, Depends(compat_principal)]
 
 
 async def _enqueue(
@@ -61,7 +64,7 @@ async def _enqueue(
         payload,
         id=rid,
         user=who.user,
-        trace={"ingest": ingest.settings.instance},
+        trace=trace_of(ingest, request),
     )
     await ingest.enqueue_bus.publish(ENQUEUE_REQUESTS, envelope)
     ingest.recent.add(rid, who.user, task_id, chosen, envelope.created_at.isoformat())
@@ -87,14 +90,41 @@ async def _admitted(
         raise
 
 
+async def _enqueue_once(
+    ingest: Ingest,
+    request: Request,
+    who: Principal,
+    body: EnqueueRequest | CompatEnqueueRequest,
+    *,
+    task_id: str,
+    queue: str | None,
+    params: dict[str, JSONValue],
+) -> Response:
+    """Once per Idempotency-Key: a retry gets the first answer and its request id."""
+
+    async def run() -> Answer:
+        accepted = await _admitted(
+            ingest, request, who, task_id=task_id, queue=queue, params=params
+        )
+        return Answer(202, accepted.model_dump(mode="json"))
+
+    return await run_once(
+        ingest.idempotency,
+        request,
+        who.user,
+        body,
+        running_s=ingest.settings.enqueue_running_s,
+        run=run,
+    )
+
+
 @router.post("/v1/enqueue", status_code=202, response_model=EnqueueAccepted, tags=["enqueue"])
-async def enqueue(
-    body: EnqueueRequest, request: Request, ingest: IngestDep, who: User
-) -> EnqueueAccepted:
+async def enqueue(body: EnqueueRequest, request: Request, ingest: IngestDep, who: User) -> Response:
     """Start a training run of the task mapped to `task_id`, with `input` as parameters.
-    `queue_name: "auto"` lets mlbus pick the allowed queue where it would start soonest."""
-    return await _admitted(
-        ingest, request, who, task_id=body.task_id, queue=body.queue_name, params=body.input
+    `queue_name: "auto"` lets mlbus pick the allowed queue where it would start soonest. A retry
+    that must not start a second run sends the same `Idempotency-Key` header."""
+    return await _enqueue_once(
+        ingest, request, who, body, task_id=body.task_id, queue=body.queue_name, params=body.input
     )
 
 
@@ -104,13 +134,21 @@ async def enqueue(
     response_model=EnqueueAccepted,
     tags=["compatibility"],
 )
+@router.post(
+    "/clearml/serve/enqueue_task/", status_code=202, include_in_schema=False
+)  # the node's URL may end in a slash: answered here, never redirected (see runtime/http.py)
 async def compat_enqueue(
-    body: CompatEnqueueRequest, request: Request, ingest: IngestDep
-) -> EnqueueAccepted:
+    body: CompatEnqueueRequest, request: Request, ingest: IngestDep, who: CompatUser
+) -> Response:
     """The Snap4City Node-RED enqueue node's call: token in the body, `status: queued` back."""
-    who = await ingest.verifier.verify(body.access_token)
-    return await _admitted(
-        ingest, request, who, task_id=body.task_id, queue=body.queue, params=body.params or {}
+    return await _enqueue_once(
+        ingest,
+        request,
+        who,
+        body,
+        task_id=body.task_id,
+        queue=body.queue,
+        params=body.params or {},
     )
 
 

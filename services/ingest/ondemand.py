@@ -9,11 +9,10 @@ no answer within the endpoint's timeout is 504.
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
@@ -25,7 +24,8 @@ from schemas.inference import InferenceReplied, InferenceRequested
 from schemas.topics import INFERENCE_REQUESTS
 from services.ingest import errors
 from services.ingest.auth import Principal
-from services.ingest.deps import Ingest, bearer_principal, ingest_of
+from services.ingest.deps import Ingest, bearer_principal, compat_principal, ingest_of, trace_of
+from services.ingest.idempotency import Answer, run_once
 
 router = APIRouter(tags=["ondemand"])
 
@@ -38,6 +38,7 @@ async def _ingest(request: Request) -> Ingest:
 
 IngestDep = Annotated[Ingest, Depends(_ingest)]
 User = Annotated[Principal, Depends(bearer_principal)]
+CompatUser = Annotated[Principal, Depends(compat_principal)]
 #: Ingest waits this much longer than the endpoint's timeout, so that the router's own 504
 #: (which says where the time went) normally arrives first.
 _GRACE_S = 1.0
@@ -75,7 +76,7 @@ async def _call(
         payload,
         id=rid,
         user=who.user,
-        trace={"ingest": ingest.settings.instance},
+        trace=trace_of(ingest, request),
     )
     waiter = ingest.replies.expect(rid)  # before publishing: the reply cannot arrive unseen
     try:
@@ -98,49 +99,88 @@ def _raise_for(reply: InferenceReplied) -> None:
         )
 
 
-def _json(content: JSONValue, status: int = 200) -> Response:
-    """A JSON response serialised once by orjson (FastAPI's response_model path validates the
-    reply again and encodes it with the standard library)."""
-    try:
-        raw = orjson.dumps(content)
-    except TypeError:  # orjson stops at 64-bit integers
-        raw = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(raw, status_code=status, media_type="application/json")
+def _model_answered(exc: ApiError) -> bool:
+    """The model's own 4xx (`model_rejected`) is its answer to this input, kept for a retry with
+    the same Idempotency-Key; anything else (a 5xx, a timeout, a refusal by ingest or the
+    router) is not, and a retry runs again."""
+    return exc.code == "model_rejected"
+
+
+def _json(content: JSONValue, status: int = 200) -> Answer:
+    """The answer, serialised once by orjson when sent (FastAPI's response_model path would
+    validate the reply again and encode it with the standard library)."""
+    return Answer(status, content)
+
+
+async def _once(
+    ingest: Ingest,
+    request: Request,
+    who: Principal,
+    body: OnDemandRequest | CompatOnDemandRequest,
+    answer: Callable[[], Awaitable[Answer]],
+) -> Response:
+    # A claim runs at most the endpoint's timeout (and the grace); the default when unknown.
+    mapping = await ingest.endpoints.get(f"{body.machine_id}/{body.endpoint}")
+    running_s = (mapping.timeout_s if mapping is not None else 30.0) + _GRACE_S
+    return await run_once(
+        ingest.idempotency,
+        request,
+        who.user,
+        body,
+        running_s=running_s,
+        run=answer,
+        keep=_model_answered,
+    )
 
 
 @router.post("/v1/ondemand", response_model=OnDemandReply)
 async def ondemand(
     body: OnDemandRequest, request: Request, ingest: IngestDep, who: User
 ) -> Response:
-    """Call a deployed model and get its answer."""
-    reply = await _call(
-        ingest,
-        request,
-        who,
-        machine_id=body.machine_id,
-        endpoint=body.endpoint,
-        version=body.version,
-        body=body.input,
-    )
-    _raise_for(reply)
-    # The shape of OnDemandReply (kept above for the OpenAPI document), built directly.
-    return _json({"status": "ok", "request_id": request.state.request_id, "output": reply.output})
+    """Call a deployed model and get its answer. A retry that must not call the model again
+    sends the same `Idempotency-Key` header."""
+
+    async def answer() -> Answer:
+        reply = await _call(
+            ingest,
+            request,
+            who,
+            machine_id=body.machine_id,
+            endpoint=body.endpoint,
+            version=body.version,
+            body=body.input,
+        )
+        _raise_for(reply)
+        # The shape of OnDemandReply (kept above for the OpenAPI document), built directly.
+        return _json(
+            {"status": "ok", "request_id": request.state.request_id, "output": reply.output}
+        )
+
+    if "idempotency-key" not in request.headers:  # the common case: no claim to read
+        return (await answer()).response()
+    return await _once(ingest, request, who, body, answer)
 
 
 @router.post("/clearml/serve/ondemand", tags=["compatibility"])
+@router.post("/clearml/serve/ondemand/", include_in_schema=False)  # answered, never redirected
 async def compat_ondemand(
-    body: CompatOnDemandRequest, request: Request, ingest: IngestDep
+    body: CompatOnDemandRequest, request: Request, ingest: IngestDep, who: CompatUser
 ) -> Response:
     """The Snap4City Node-RED on-demand node's call: token in the body, the model's JSON back."""
-    who = await ingest.verifier.verify(body.access_token)
-    reply = await _call(
-        ingest,
-        request,
-        who,
-        machine_id=body.machine_id,
-        endpoint=body.endpoint,
-        version=None,
-        body=body.params,
-    )
-    _raise_for(reply)
-    return _json(reply.output, reply.http_status)
+
+    async def answer() -> Answer:
+        reply = await _call(
+            ingest,
+            request,
+            who,
+            machine_id=body.machine_id,
+            endpoint=body.endpoint,
+            version=None,
+            body=body.params,
+        )
+        _raise_for(reply)
+        return _json(reply.output, reply.http_status)
+
+    if "idempotency-key" not in request.headers:
+        return (await answer()).response()
+    return await _once(ingest, request, who, body, answer)

@@ -19,6 +19,21 @@ class IngestSettings(BusSettings):
     host: str = Field(default="127.0.0.1", description="Listen address.")
     port: int = Field(default=8000, description="Listen port.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted body.")
+    idempotency_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="How long an Idempotency-Key keeps its answer."
+    )
+    enqueue_running_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an enqueue with an Idempotency-Key may run before a retry with "
+        "that key may run it again (under the same request id).",
+    )
+    unseen_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="An accepted enqueue that no worker has recorded after this long is reported "
+        "as not picked up yet (the enqueuer is down or far behind).",
+    )
     jwks_url: str = Field(
         default="http://127.0.0.1:8090/realms/mlbus/protocol/openid-connect/certs",
         description="JWKS of the token issuer (Keycloak realm certs endpoint).",
