@@ -32,7 +32,7 @@ from runtime.logs import message_var, request_id_var
 from runtime.retry import PermanentError, RetriableError, RetryPolicy
 from runtime.settings import BusSettings
 from schemas.base import Envelope
-from schemas.codec import SchemaError, decode, encode, envelope_for
+from schemas.codec import SchemaError, decode, encode, envelope_for, salvage
 from schemas.dlq import DeadLetter
 from schemas.topics import DEAD_LETTERS, TopicSpec
 
@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
 #: Called before a message is dead-lettered, so the service can record the failure where the
-#: user sees it (request log, status endpoint). Must not raise.
+#: user sees it (request log, status endpoint, a reply, a notification). Must not raise. A
+#: message that does not even decode reaches it too, as `schemas.codec.salvage` reads it (its
+#: request id, user and flat payload fields, unvalidated): every request a worker gives up on
+#: ends where its author looks.
 FailureHook = Callable[[Envelope[Any], Exception], Awaitable[None]]
 
 
@@ -128,8 +131,12 @@ class ConsumerLoop:
         try:
             envelope = decode(self._spec, record.value)
         except SchemaError as exc:
-            request_id_var.set("-")
-            await self._dead_letter(record, exc)
+            salvaged = salvage(self._spec, record.value, record.key)
+            request_id_var.set(salvaged.id if salvaged is not None else "-")
+            if salvaged is None:
+                await self._dead_letter(record, exc)
+            else:
+                await self._fail(record, salvaged, exc)
             return
         request_id_var.set(envelope.id)
         try:
@@ -148,6 +155,8 @@ class ConsumerLoop:
 
     async def _fail(self, record: ConsumerRecord, envelope: Envelope[Any], exc: Exception) -> None:
         kind = "retriable" if isinstance(exc, RetriableError) else "permanent"
+        if isinstance(exc, SchemaError):
+            kind = "schema"
         metrics.MESSAGES_FAILED.labels(self._service, self._spec.name, kind).inc()
         if self._on_failure is not None:
             try:

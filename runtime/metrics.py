@@ -18,7 +18,7 @@ MESSAGES_HANDLED = Counter(
 )
 MESSAGES_FAILED = Counter(
     "mlbus_messages_failed_total",
-    "Message handling failures (kind: retriable or permanent).",
+    "Message handling failures (kind: retriable, permanent, or schema: did not decode).",
     ["service", "topic", "kind"],
 )
 DEAD_LETTERS = Counter("mlbus_dead_letters_total", "Messages dead-lettered.", ["service", "topic"])

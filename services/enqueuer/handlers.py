@@ -19,7 +19,7 @@ from runtime.clearml import ClearMLRejected
 from runtime.logbus import LogBus
 from runtime.retry import PermanentError
 from schemas.base import Envelope, JSONValue, utcnow
-from schemas.codec import encode, envelope_for
+from schemas.codec import SchemaError, encode, envelope_for
 from schemas.enqueue import EnqueueTask
 from schemas.logs import RequestLogged
 from schemas.tasks import TaskEvent, TaskEventKind
@@ -120,6 +120,8 @@ class EnqueueHandler:
         """Record a request that failed for good where its author sees it, and tell the bus."""
         if isinstance(exc, ClearMLRejected):
             message = exc.user_message
+        elif isinstance(exc, SchemaError):  # `env` is what could be salvaged of it
+            message = f"The request could not be read by the enqueuer ({exc}); it was not run."
         elif isinstance(exc, PermanentError):
             message = str(exc)
         else:
@@ -139,7 +141,7 @@ class EnqueueHandler:
                 path="enqueue",
                 status=status,
                 user=env.user,
-                target=env.payload.task_id,
+                target=env.payload.task_id or "",
                 latency_ms=round((now - env.created_at).total_seconds() * 1000, 2),
                 details=details,
                 at=now,
@@ -153,7 +155,7 @@ class EnqueueHandler:
             kind=kind,
             request_id=env.id,
             user=env.user,
-            task_id=p.task_id,
+            task_id=p.task_id or "",  # empty only for a message salvaged from a schema error
             queue_name=p.queue_name,
             **fields,
         )

@@ -79,6 +79,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
             consumer=consumer,
             producer=producer,
             handler=handler,
+            on_failure=handler.on_failure,
             config=LoopConfig(
                 concurrency=settings.concurrency,
                 retry=retry,

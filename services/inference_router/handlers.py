@@ -20,7 +20,7 @@ from runtime.kafka import Sender
 from runtime.logbus import LogBus
 from schemas.base import Envelope, utcnow
 from schemas.codec import encode, envelope_for
-from schemas.inference import InferenceRequested
+from schemas.inference import InferenceReplied, InferenceRequested
 from schemas.logs import RequestLogged
 from schemas.topics import REPLY_TEMPLATE
 from services.inference_router import outcomes
@@ -85,6 +85,23 @@ class InferenceHandler:
         await self._logs.record(env, outcome)
         await self._logged(env, outcome)
 
+    async def on_failure(self, env: Envelope[InferenceRequested], exc: Exception) -> None:
+        """A request the router gives up on (it goes to the dead letters): its caller gets a 502
+        `request_failed` now, not a 504 at its deadline, and its log says failed. `env` may be
+        what could be salvaged of a message that did not decode (see runtime/consumer.py)."""
+        reply = InferenceReplied(
+            ok=False,
+            http_status=502,
+            error_code="request_failed",
+            message=f"The request could not be handled by the router: {type(exc).__name__}.",
+        )
+        outcome = Outcome(reply, "failed", utcnow())
+        if env.payload.reply_to:
+            await self._reply(env, outcome)
+        await self._logged(env, outcome)
+        if isinstance(env.payload.deadline, datetime):  # a salvaged message's may be text
+            await self._logs.record(env, outcome)
+
     async def _answered_elsewhere(self, env: Envelope[InferenceRequested], now: datetime) -> bool:
         """A delivery that waited on the bus far longer than usual may be a redelivery of a
         request that the partition's previous owner answered (its reply went out, then its log,
@@ -109,7 +126,7 @@ class InferenceHandler:
                 path="ondemand",
                 status=outcome.status,
                 user=env.user,
-                target=f"{p.machine_id}/{p.endpoint}",
+                target=f"{p.machine_id}/{p.endpoint}" if p.machine_id else "",
                 latency_ms=round(max(total, 0.0), 3),
                 details={"http_status": reply.http_status, "error_code": reply.error_code},
                 at=outcome.finished_at,
