@@ -23,12 +23,23 @@ COLUMNS = (
 )
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> str:
     if value is None:
         return ""
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
-    return str(value)
+    return neutralised(str(value))
+
+
+def neutralised(text: str) -> str:
+    """A cell no spreadsheet runs: one that starts like a formula gets a leading quote (the
+    text, e.g. a ClearML error a user wrote, is shown as it was). Every cell goes through here,
+    whatever its column, so a new column cannot forget it."""
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def row(entry: LogEntry) -> list[str]:

@@ -2,8 +2,9 @@
 
 A page position is `(accepted ms, request id)`, exclusive: the next page holds what sorts before
 it, newest first. Logs are ordered by immutable fields, so pages stay stable while new logs
-arrive. The cursor is that position, with a fingerprint of the filters it was made for, as
-opaque base64url JSON.
+arrive. The cursor is that position as base64url JSON, signed (HMAC-SHA256, under a key of the
+install) together with the filters it was made for: a cursor is opaque, and anything but one of
+ours for these filters is refused before a field of it is read.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,21 +84,35 @@ class LogFilter:
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:12]
 
 
-def encode_cursor(position: Position, flt: LogFilter) -> str:
+def cursor_key(secret: str) -> bytes:
+    """The key that signs cursors, derived from a secret of the install (so every ingest copy
+    reads every other's cursors, and no other use of the secret meets this one)."""
+    return hashlib.sha256(b"mlbus log cursor\0" + secret.encode()).digest()
+
+
+def _signature(body: bytes, flt: LogFilter, key: bytes) -> str:
+    mac = hmac.new(key, body + b"\0" + flt.fingerprint().encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()[:18]).decode()
+
+
+def encode_cursor(position: Position, flt: LogFilter, key: bytes) -> str:
     """An opaque cursor for a position under these filters."""
-    raw = json.dumps({"a": position[0], "r": position[1], "f": flt.fingerprint()})
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    body = base64.urlsafe_b64encode(json.dumps([position[0], position[1]]).encode()).rstrip(b"=")
+    return f"{body.decode()}.{_signature(body, flt, key)}"
 
 
-def decode_cursor(cursor: str, flt: LogFilter) -> Position:
-    """The position in a cursor; CursorError when it is not valid for these filters."""
+def decode_cursor(cursor: str, flt: LogFilter, key: bytes) -> Position:
+    """The position in a cursor; CursorError when it is not ours for these filters."""
+    body, _, signature = cursor.encode(errors="replace").partition(b".")
+    if not hmac.compare_digest(signature, _signature(body, flt, key).encode()):
+        raise CursorError(
+            "The cursor is not valid for these filters; use `next_cursor` of a previous page "
+            "with the same filters."
+        )
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-        position = (int(data["a"]), str(data["r"]))
-        made_for = data["f"]
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        at, rid = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+        if type(at) is not int or type(rid) is not str:
+            raise TypeError(type(at))
+    except (binascii.Error, ValueError, TypeError) as exc:  # signed by us: a bug, not an attack
         raise CursorError("The cursor is not valid; use `next_cursor` of a previous page.") from exc
-    if made_for != flt.fingerprint():
-        raise CursorError("The cursor was made for other filters; keep the filters unchanged.")
-    return position
+    return at, rid

@@ -23,7 +23,13 @@ from schemas.views import PATHS
 from services.ingest import errors, logcsv
 from services.ingest.auth import Principal
 from services.ingest.deps import admin_principal, bearer_principal, ingest_of
-from services.ingest.logquery import CursorError, LogFilter, decode_cursor, encode_cursor
+from services.ingest.logquery import (
+    CursorError,
+    LogFilter,
+    cursor_key,
+    decode_cursor,
+    encode_cursor,
+)
 from services.ingest.logviews import LogReader
 from services.ingest.store import StoreUnavailable
 
@@ -132,10 +138,10 @@ def entry(doc: dict[str, Any], *, admin: bool) -> LogEntry:
 
 
 async def _page(
-    reader: LogReader, flt: LogFilter, cursor: str | None, limit: int, *, admin: bool
+    reader: LogReader, flt: LogFilter, cursor: str | None, limit: int, *, admin: bool, key: bytes
 ) -> LogPage:
     try:
-        after = decode_cursor(cursor, flt) if cursor else flt.start()
+        after = decode_cursor(cursor, flt, key) if cursor else flt.start()
         docs, following = await reader.page(flt, after, limit)
     except CursorError as exc:
         raise ApiError(422, "invalid_cursor", str(exc)) from exc
@@ -143,16 +149,16 @@ async def _page(
         raise errors.store_unavailable() from exc
     return LogPage(
         items=[entry(d, admin=admin) for d in docs],
-        next_cursor=encode_cursor(following, flt) if following else None,
+        next_cursor=encode_cursor(following, flt, key) if following else None,
     )
 
 
 async def _csv_lines(
-    reader: LogReader, flt: LogFilter, cursor: str | None, *, admin: bool
+    reader: LogReader, flt: LogFilter, cursor: str | None, *, admin: bool, key: bytes
 ) -> AsyncIterator[str]:
     sent = 0
     while True:
-        page = await _page(reader, flt, cursor, CSV_PAGE, admin=admin)
+        page = await _page(reader, flt, cursor, CSV_PAGE, admin=admin, key=key)
         yield logcsv.lines(page.items, header=sent == 0)
         sent += len(page.items) or 1
         cursor = page.next_cursor
@@ -169,14 +175,15 @@ async def _respond(
     csv: bool,
     admin: bool,
 ) -> LogPage | StreamingResponse:
+    key = cursor_key(ingest_of(request).settings.id_secret.get_secret_value())
     if csv or "text/csv" in request.headers.get("accept", ""):
-        await _page(reader, flt, params.cursor, 1, admin=admin)  # errors before streaming
+        await _page(reader, flt, params.cursor, 1, admin=admin, key=key)  # errors before streaming
         return StreamingResponse(
-            _csv_lines(reader, flt, params.cursor, admin=admin),
+            _csv_lines(reader, flt, params.cursor, admin=admin, key=key),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="mlbus-logs.csv"'},
         )
-    return await _page(reader, flt, params.cursor, params.limit, admin=admin)
+    return await _page(reader, flt, params.cursor, params.limit, admin=admin, key=key)
 
 
 AdminUser = Annotated[

@@ -3,6 +3,7 @@ writes into the read models."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import random
@@ -29,6 +30,7 @@ from services.ingest.logquery import (
     START,
     CursorError,
     LogFilter,
+    cursor_key,
     decode_cursor,
     encode_cursor,
 )
@@ -76,15 +78,31 @@ def test_field_names_escape_dots_and_dollars_reversibly() -> None:
         assert unfield(escaped) == name
 
 
-def test_a_cursor_round_trips_and_is_bound_to_its_filters() -> None:
+KEY = cursor_key("test-secret")
+
+
+def test_a_cursor_round_trips_and_is_bound_to_its_filters_and_key() -> None:
     flt = LogFilter(paths=("enqueue",), user="alice", status="failed")
-    cursor = encode_cursor((1_764_158_400_000, "ab" * 16), flt)
-    assert decode_cursor(cursor, flt) == (1_764_158_400_000, "ab" * 16)
-    with pytest.raises(CursorError, match="other filters"):
-        decode_cursor(cursor, LogFilter(paths=("enqueue",), user="bob"))
-    for garbage in ("x", "!!!", encode_cursor((1, "r"), flt)[:-3]):
+    cursor = encode_cursor((1_764_158_400_000, "ab" * 16), flt, KEY)
+    assert decode_cursor(cursor, flt, KEY) == (1_764_158_400_000, "ab" * 16)
+    with pytest.raises(CursorError, match="these filters"):
+        decode_cursor(cursor, LogFilter(paths=("enqueue",), user="bob"), KEY)
+    with pytest.raises(CursorError):
+        decode_cursor(cursor, flt, cursor_key("another install"))
+    for garbage in ("x", "!!!", ".", encode_cursor((1, "r"), flt, KEY)[:-3], "\udcff.\x00"):
         with pytest.raises(CursorError):
-            decode_cursor(garbage, flt)
+            decode_cursor(garbage, flt, KEY)
+
+
+def test_a_tampered_cursor_is_refused_before_any_field_is_read() -> None:
+    """Any change of the position (here `1e999`, which once reached int() as infinity and
+    answered 500) breaks the signature."""
+    flt = LogFilter(paths=("enqueue",))
+    signature = encode_cursor((1, "r"), flt, KEY).partition(".")[2]
+    for position in (b'[1e999, "r"]', b'[2, "r"]', b'{"a": 1e999}', b"[NaN, 1]"):
+        forged = base64.urlsafe_b64encode(position).decode().rstrip("=")
+        with pytest.raises(CursorError, match="not valid"):
+            decode_cursor(f"{forged}.{signature}", flt, KEY)
 
 
 def test_filters_pick_the_smallest_dimension_and_match_entries() -> None:
@@ -354,3 +372,25 @@ async def test_pages_walk_the_slots_newest_first_and_every_log_appears_once() ->
                 break
             position = following
         assert got == expected, flt
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_a_csv_cell_that_starts_like_a_formula_is_neutralised_in_every_column(start: str) -> None:
+    """OWASP's rule for CSV injection: ClearML error text (user-controlled) included."""
+    evil = f'{start}HYPERLINK("http://x")'
+    entry = LogEntry.model_validate(
+        {
+            "request_id": evil,
+            "path": "enqueue",
+            "status": evil,
+            "user": evil,
+            "target": evil,
+            "error": evil,
+            "latency_ms": {},
+        }
+    )
+    cells = next(csv.reader(io.StringIO(logcsv.lines([entry], header=False))))
+    marked = [c for c in cells if c.endswith('HYPERLINK("http://x")')]
+    assert len(marked) == 5
+    assert all(c.startswith("'") for c in marked)
+    assert logcsv.neutralised("plain text") == "plain text"
