@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -43,6 +43,9 @@ class Principal:
     roles: frozenset[str]
     is_admin: bool
     grants: frozenset[str] = frozenset({"user"})
+    #: When the token stops being accepted (its `exp` plus the leeway), in epoch seconds: what
+    #: outlives one request (a notification stream) ends then.
+    expires_at: float = float("inf")
 
     @property
     def is_operator(self) -> bool:
@@ -122,7 +125,8 @@ class JwksVerifier:
             raise unauthorized("The access token is not valid yet.") from exc
         except jwt.PyJWTError as exc:
             raise unauthorized(f"The access token was rejected: {exc}.") from exc
-        return self._principal(claims), float(claims["exp"])
+        expires = float(claims["exp"])
+        return replace(self._principal(claims), expires_at=expires + self._leeway), expires
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         if claims.get("typ", "Bearer") != "Bearer":

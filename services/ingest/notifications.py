@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -60,7 +61,9 @@ def frame(notification: Notification) -> bytes:
         200: {
             "description": "An endless `text/event-stream`: one `notification` event per "
             "notification (id = notification id, data = the notification as JSON), and a "
-            "comment every 15 s to keep proxies from closing it.",
+            "comment every 15 s to keep proxies from closing it. It ends when the token "
+            "expires, with a last `token_expired` event (no id): reconnect with a fresh token "
+            "and `Last-Event-ID` to go on where it stopped.",
             "content": {"text/event-stream": {}},
         }
     },
@@ -80,14 +83,33 @@ async def stream(
     """Your notifications as they happen (admins and operators: everyone's)."""
     resume_from = last_event_id or after
     return StreamingResponse(
-        _events(ingest, filter_for(who), None if sees_all(who) else who.user, resume_from),
+        _events(
+            ingest,
+            filter_for(who),
+            None if sees_all(who) else who.user,
+            resume_from,
+            who.expires_at,
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+#: The stream's last event when the token that opened it expires. It has no `id`, so the
+#: client's Last-Event-ID stays the last notification it received.
+TOKEN_EXPIRED = (
+    b"event: token_expired\n"
+    b'data: {"code": "token_expired", "message": "The access token of this stream expired; '
+    b'reconnect with a fresh token and Last-Event-ID."}\n\n'
+)
+
+
 async def _events(
-    ingest: Ingest, accepts: Accepts, user: str | None, resume_from: str | None
+    ingest: Ingest,
+    accepts: Accepts,
+    user: str | None,
+    resume_from: str | None,
+    expires_at: float,
 ) -> AsyncIterator[bytes]:
     yield b"retry: 2000\n\n"
     with ingest.notifications.subscribe(accepts, resume_from) as (subscription, buffered):
@@ -99,10 +121,15 @@ async def _events(
             subscription.sent.add(notification.id)
             yield frame(notification)
         while True:
+            left = expires_at - time.time()
+            if left <= 0:
+                yield TOKEN_EXPIRED
+                return
             try:
-                item = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_S)
+                item = await asyncio.wait_for(subscription.queue.get(), min(KEEPALIVE_S, left))
             except TimeoutError:
-                yield b": keep-alive\n\n"
+                if time.time() < expires_at:
+                    yield b": keep-alive\n\n"
                 continue
             if item is None:  # ended: server shutting down, or the client fell behind
                 return

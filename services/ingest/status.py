@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.api import RequestStatus, TimelineEntry
+from schemas.base import utcnow
 from services.ingest.auth import Principal
 from services.ingest.deps import Ingest
 
@@ -44,11 +45,24 @@ def _just_accepted(ingest: Ingest, request_id: str, who: Principal) -> RequestSt
     user, task_id, queue, at = entry
     if user != who.user and not who.is_admin:
         return None
+    accepted_at = datetime.fromisoformat(at)
+    waited = (utcnow() - accepted_at).total_seconds()
+    unseen = waited >= ingest.settings.unseen_after_s
     return RequestStatus(
         request_id=request_id,
         kind="enqueue",
         status="accepted",
         task_id=task_id,
         queue=queue,
-        timeline=[TimelineEntry(status="accepted", at=datetime.fromisoformat(at))],
+        # 'accepted' lives only in this process's memory: past the bound it is no longer the
+        # whole truth, and the requester is told so rather than left waiting in silence.
+        error=_unseen(waited) if unseen else None,
+        timeline=[TimelineEntry(status="accepted", at=accepted_at)],
+    )
+
+
+def _unseen(waited: float) -> str:
+    return (
+        f"No worker has picked this request up in {waited:.0f} s: the enqueuer is down or far "
+        "behind. The request is kept on the bus and runs when a worker takes it."
     )
