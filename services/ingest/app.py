@@ -83,8 +83,12 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 settings,
                 store,
                 *caches,
-                enqueue_bus=Publisher(enqueue_producer, settings.topic_prefix),
-                inference_bus=Publisher(inference_producer, settings.topic_prefix),
+                enqueue_bus=Publisher(
+                    enqueue_producer, settings.topic_prefix, settings.publish_timeout_s
+                ),
+                inference_bus=Publisher(
+                    inference_producer, settings.topic_prefix, settings.publish_timeout_s
+                ),
                 replies=replies,
                 verifier=verifier,
                 notifications=hub,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -18,17 +19,26 @@ log = logging.getLogger(__name__)
 
 class Publisher:
     """Sends an envelope keyed by its request id and waits for the broker's ack (acks=all), so a
-    202 means the request is durable on the bus."""
+    202 means the request is durable on the bus. The wait is bounded (`timeout_s`, or less when
+    the caller's deadline is nearer): a broker that is away makes a 503 `bus_unavailable` in
+    seconds, never a hang past the client's patience."""
 
-    def __init__(self, producer: Sender, prefix: str) -> None:
-        self._producer, self._prefix = producer, prefix
+    def __init__(self, producer: Sender, prefix: str, timeout_s: float = 5.0) -> None:
+        self._producer, self._prefix, self._timeout_s = producer, prefix, timeout_s
 
-    async def publish(self, spec: TopicSpec, envelope: Envelope[Any]) -> None:
-        """Publish, or raise the 503 ApiError when Kafka does not take it."""
+    async def publish(
+        self, spec: TopicSpec, envelope: Envelope[Any], *, within_s: float | None = None
+    ) -> None:
+        """Publish, or raise the 503 ApiError when Kafka does not take it in time."""
+        bound = self._timeout_s if within_s is None else min(within_s, self._timeout_s)
+        send = self._producer.send_and_wait(
+            spec.named(self._prefix), encode(envelope), key=envelope.id.encode()
+        )
         try:
-            await self._producer.send_and_wait(
-                spec.named(self._prefix), encode(envelope), key=envelope.id.encode()
-            )
+            await asyncio.wait_for(send, bound)
         except KafkaError as exc:
             log.error("publish to %s failed: %s", spec.name, exc)
             raise bus_unavailable() from exc
+        except TimeoutError as exc:
+            log.error("publish to %s not acknowledged within %.1f s", spec.name, bound)
+            raise bus_unavailable(unsure=True) from exc

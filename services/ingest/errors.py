@@ -32,11 +32,17 @@ def not_found(code: str, message: str) -> ApiError:
     return ApiError(404, code, message)
 
 
-def bus_unavailable() -> ApiError:
-    """503: the message could not be published; nothing was accepted."""
-    return ApiError(
-        503, "bus_unavailable", "The request could not be accepted right now; try again shortly."
-    )
+def bus_unavailable(*, unsure: bool = False) -> ApiError:
+    """503: the message was not acknowledged, so the request is not accepted. `unsure`: the bus
+    did not answer in time, and may still take it when it is back; a retry with the same
+    Idempotency-Key runs it once either way."""
+    message = "The request could not be accepted right now; try again shortly."
+    if unsure:
+        message += (
+            " The message bus did not answer in time: the request may still run when it is "
+            "back; retry with the same Idempotency-Key header to make sure it runs once."
+        )
+    return ApiError(503, "bus_unavailable", message, headers={"Retry-After": "5"})
 
 
 def store_unavailable() -> ApiError:

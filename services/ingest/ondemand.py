@@ -80,7 +80,7 @@ async def _call(
     )
     waiter = ingest.replies.expect(rid)  # before publishing: the reply cannot arrive unseen
     try:
-        await ingest.inference_bus.publish(INFERENCE_REQUESTS, envelope)
+        await ingest.inference_bus.publish(INFERENCE_REQUESTS, envelope, within_s=mapping.timeout_s)
         return await asyncio.wait_for(waiter, mapping.timeout_s + _GRACE_S)
     except TimeoutError as exc:
         raise ApiError(

@@ -19,6 +19,12 @@ class IngestSettings(BusSettings):
     host: str = Field(default="127.0.0.1", description="Listen address.")
     port: int = Field(default=8000, description="Listen port.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest accepted body.")
+    publish_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long a request waits for Kafka's acknowledgement before it is 503 "
+        "bus_unavailable (an on-demand call waits at most its endpoint's timeout).",
+    )
     idempotency_ttl_s: float = Field(
         default=86_400.0, gt=0, description="How long an Idempotency-Key keeps its answer."
     )
