@@ -30,7 +30,7 @@ from services.ingest.access import NetworkGate, RefusalCounter
 from services.ingest.auth import JwksVerifier
 from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
-from services.ingest.guard import Guard, policy_from
+from services.ingest.guard import guard_of, policy_from
 from services.ingest.idempotency import IdempotencyKeys
 from services.ingest.mappings import MappingCache
 from services.ingest.refusals import refusal_reporter
@@ -92,7 +92,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 replies=replies,
                 verifier=verifier,
                 notifications=hub,
-                guard=Guard(settings, store.enqueue_status),
+                guard=await guard_of(
+                    settings, database(mongo, settings), store.enqueue_status, stack
+                ),
                 idempotency=IdempotencyKeys(database(mongo, settings), settings.idempotency_ttl_s),
             )
             app.state.producer, app.state.mongo = enqueue_producer, mongo

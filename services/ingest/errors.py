@@ -9,7 +9,9 @@ ApiError (runtime.http)
 ├── 413 body_too_large        body over the limit (runtime.http)
 ├── 422 invalid_request       malformed JSON or fields (runtime.http)
 ├── 503 bus_unavailable       Kafka did not take the message (retriable for the client)
-└── 503 store_unavailable     MongoDB did not answer a read (retriable for the client)
+├── 503 store_unavailable     MongoDB did not answer a read (retriable for the client)
+└── 503 identity_unavailable  the token names a key that the issuer's JWKS could not be fetched
+                              to check (Keycloak down); tokens already checked keep working
 """
 
 from __future__ import annotations
@@ -49,4 +51,14 @@ def store_unavailable() -> ApiError:
     """503: a read from MongoDB failed; nothing changed."""
     return ApiError(
         503, "store_unavailable", "The data could not be read right now; try again shortly."
+    )
+
+
+def identity_unavailable() -> ApiError:
+    """503: the token may be valid, but its key could not be fetched from the issuer."""
+    return ApiError(
+        503,
+        "identity_unavailable",
+        "The identity provider cannot be reached to check this token; try again shortly.",
+        headers={"Retry-After": "5"},
     )

@@ -146,3 +146,13 @@ class IngestSettings(BusSettings):
     user_task_quotas: dict[str, int] = Field(
         default_factory=dict, description="Per user name: overrides the role's task quota."
     )
+    shared_quotas: bool = Field(
+        default=True,
+        description="Count quotas in MongoDB, so they hold across every ingest copy (false: "
+        "each process counts its own).",
+    )
+    quota_store_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="How long a quota check waits for MongoDB before this process counts alone.",
+    )
