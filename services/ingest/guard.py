@@ -59,6 +59,7 @@ class Guard:
         self._rates = SlidingWindow(settings.quota_window_s)
         self.tasks = ActiveTasks(lookup, settings.task_slot_max_age_s)
         self._shared = shared
+        self._alone = False  # counting alone since the store stopped answering (logged once)
 
     def check_network(self, request: Request, who: Principal) -> None:
         """403 when a role of the caller requires networks the address is not in."""
@@ -99,18 +100,34 @@ class Guard:
     async def _take_rate(self, user: str, path: str, limit: int) -> float | None:
         if self._shared is not None:
             try:
-                return await self._shared[0].take(user, path, limit)
+                wait = await self._shared[0].take(user, path, limit)
             except StoreDown as e:
-                log.warning("rate quota counted by this process only: store unreachable (%s)", e)
+                self._counting_alone(e)
+            else:
+                self._counting_shared()
+                return wait
         return self._rates.take((user, path), limit)
 
     async def _room(self, user: str, request_id: str, limit: int) -> bool:
         if self._shared is not None:
             try:
-                return await self._shared[1].reserve(user, request_id, limit)
+                room = await self._shared[1].reserve(user, request_id, limit)
             except StoreDown as e:
-                log.warning("task quota counted by this process only: store unreachable (%s)", e)
+                self._counting_alone(e)
+            else:
+                self._counting_shared()
+                return room
         return await self.tasks.room(user, limit)
+
+    def _counting_alone(self, e: StoreDown) -> None:
+        if not self._alone:
+            self._alone = True
+            log.warning("quotas counted by this copy alone: MongoDB did not answer (%s)", e)
+
+    def _counting_shared(self) -> None:
+        if self._alone:
+            self._alone = False
+            log.warning("quotas counted across copies again: MongoDB answers")
 
     async def release(self, who: Principal, request_id: str) -> None:
         """The request was not accepted after all (publish failed): free its slot."""

@@ -3,8 +3,9 @@
 - **Rate:** a sliding window counted in `BUCKETS` time buckets (one document per user, path and
   bucket, `$inc`-ed atomically). The count of "the last `window_s` seconds" is the sum of the
   buckets inside the window plus the oldest bucket weighted by the part of it still inside (the
-  sliding-window counter; its error is at most one bucket's share, `window_s / BUCKETS`). One
-  round trip per admitted request: buckets that have closed are read once and kept.
+  sliding-window counter; its error is at most one bucket's share, `window_s / BUCKETS`).
+  Buckets that have closed are read once and kept; a copy leases requests from the current
+  bucket in batches (`lease_size`), so a busy user's requests rarely wait for MongoDB.
 - **Concurrent tasks:** one document per accepted enqueue (`task_slots`, `_id` the request id).
   A request inserts its slot first and then counts its user's slots, so two ingests racing for the
   last slot can both refuse but never both pass; at the limit, slots whose request has ended (or
@@ -17,6 +18,7 @@ counts (`quotas.py`) and logs it: a paused database slows no caller, and quotas 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -58,15 +60,39 @@ def bucket_key(path: str, bucket_s: float, bucket: int, user: str) -> str:
     return f"{path}|{bucket_s:g}|{bucket}|{user}"
 
 
+def lease_size(limit: int) -> int:
+    """Requests a copy takes from the shared count at once: 1 (exact) for small limits; for large
+    ones a 40th of the limit, at most 100, so a busy user costs a round trip per that many."""
+    return max(1, min(100, limit // 40))
+
+
+@dataclass
+class _Lease:
+    """What this copy holds of one user's count in one bucket."""
+
+    bucket: int
+    left: int = 0
+    denied_until: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 @dataclass
 class SharedWindow:
-    """At most `limit` requests per user and path in any `window_s`, across processes."""
+    """At most `limit` requests per user and path in any `window_s`, across processes.
+
+    A copy leases `lease_size(limit)` requests of the current bucket at once (`$inc` by that
+    many), hands them out locally, leases the next batch in the background when half is gone,
+    and gives back what is unused when the bucket ends. A refusal is remembered until the
+    request would fit (at most one bucket), so a caller over its quota costs no round trips.
+    """
 
     counters: Counters
     window_s: float
     clock: Callable[[], float] = time.time
     #: closed buckets are final: read once, kept (bounded: reset when it grows large)
     _closed: dict[str, int] = field(default_factory=dict)
+    _leases: dict[tuple[str, str], _Lease] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def bucket_s(self) -> float:
@@ -75,16 +101,66 @@ class SharedWindow:
     async def take(self, user: str, path: str, limit: int) -> float | None:
         """Count one request; None when allowed, else seconds until one would be."""
         now = self.clock()
-        current = math.floor(now / self.bucket_s)
-        key = bucket_key(path, self.bucket_s, current, user)
-        mine = await self.counters.add(key, 1)
-        older = await self._closed_counts(user, path, current)
-        fraction = now / self.bucket_s - current  # how far into the current bucket
-        counted = self._estimate(older, mine, fraction)
-        if counted <= limit:
+        lease = self._lease(user, path, math.floor(now / self.bucket_s))
+        if now < lease.denied_until:
+            return lease.denied_until - now
+        size = lease_size(limit)
+        while lease.left == 0:
+            async with lease.lock:
+                if lease.left == 0:
+                    wait = await self._acquire(lease, user, path, limit, size)
+                    if wait is not None:
+                        return wait
+        lease.left -= 1
+        if size > 1 and lease.left < size // 2 and not lease.lock.locked():
+            self._spawn(self._prefetch(lease, user, path, limit, size))
+        return None
+
+    def _lease(self, user: str, path: str, current: int) -> _Lease:
+        lease = self._leases.get((user, path))
+        if lease is None or lease.bucket != current:
+            if lease is not None and lease.left:  # the bucket ended: give back what is unused
+                key = bucket_key(path, self.bucket_s, lease.bucket, user)
+                self._spawn(self._give_back(key, lease.left))
+            if len(self._leases) > 100_000:
+                self._leases.clear()
+            lease = self._leases[(user, path)] = _Lease(current)
+        return lease
+
+    async def _acquire(
+        self, lease: _Lease, user: str, path: str, limit: int, size: int
+    ) -> float | None:
+        """Lease up to `size` more; None when some were granted, else the seconds to wait."""
+        key = bucket_key(path, self.bucket_s, lease.bucket, user)
+        total = await self.counters.add(key, size)
+        older = await self._closed_counts(user, path, lease.bucket)
+        now = self.clock()
+        fraction = min(1.0, max(0.0, now / self.bucket_s - lease.bucket))
+        before = self._estimate(older, total - size, fraction)
+        granted = max(0, min(size, math.floor(limit - before)))
+        if granted < size:  # what does not fit goes back at once
+            await self.counters.add(key, granted - size)
+        lease.left += granted
+        if granted:
             return None
-        await self.counters.add(key, -1)  # a refused request does not use the quota
-        return self._wait(older, mine - 1, fraction, limit)
+        wait = self._wait(older, total - size, fraction, limit)
+        lease.denied_until = now + min(wait, self.bucket_s)
+        return wait
+
+    async def _prefetch(self, lease: _Lease, user: str, path: str, limit: int, size: int) -> None:
+        async with lease.lock:
+            if lease.left < size // 2 and lease.bucket == math.floor(self.clock() / self.bucket_s):
+                with contextlib.suppress(StoreDown):
+                    await self._acquire(lease, user, path, limit, size)
+
+    async def _give_back(self, key: str, n: int) -> None:
+        with contextlib.suppress(StoreDown):
+            await self.counters.add(key, -n)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _closed_counts(self, user: str, path: str, current: int) -> list[int]:
         """Counts of the BUCKETS buckets before the current one, oldest first."""
@@ -127,6 +203,12 @@ class MongoCounters:
     timeout_s: float
 
     async def add(self, key: str, n: int) -> int:
+        try:
+            return await self._add(key, n)
+        except DuplicateKeyError:  # two first upserts of one bucket at once: the loser retries
+            return await self._add(key, n)
+
+    async def _add(self, key: str, n: int) -> int:
         doc = await self._bounded(
             self.db[RATES].find_one_and_update(
                 {"_id": key},
@@ -172,10 +254,11 @@ class SharedTasks:
             await self._bounded(slots.insert_one({"_id": request_id, "user": user, "at": now}))
         except DuplicateKeyError:
             return True  # the same request again (a retry under the same id) holds one slot
-        if await self._bounded(slots.count_documents({"user": user})) <= limit:
+        # Counting stops past the limit: the cost does not grow with a generous quota.
+        if await self._bounded(slots.count_documents({"user": user}, limit=limit + 1)) <= limit:
             return True
         await self._sweep(user, now)
-        if await self._bounded(slots.count_documents({"user": user})) <= limit:
+        if await self._bounded(slots.count_documents({"user": user}, limit=limit + 1)) <= limit:
             return True
         await self.release(request_id)
         return False

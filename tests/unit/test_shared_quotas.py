@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
 
-from services.ingest.shared_quotas import BUCKETS, SharedWindow
+from services.ingest.shared_quotas import BUCKETS, SharedWindow, lease_size
 
 
 class DictCounters:
@@ -93,3 +94,51 @@ async def test_a_steady_sender_gets_the_limit_per_window_within_one_bucket(limit
         inside = [t for t in accepted[i:] if t < at + 60]
         assert len(inside) <= limit
     assert len(accepted) >= 5 * limit * (1 - 1 / BUCKETS) - 1  # and not far below it
+
+
+class CountingCounters(DictCounters):
+    def __init__(self) -> None:
+        super().__init__()
+        self.adds = 0
+
+    async def add(self, key: str, n: int) -> int:
+        self.adds += 1
+        return await super().add(key, n)
+
+
+async def test_large_limits_are_leased_in_batches_and_still_hold_across_copies() -> None:
+    now = [6000.0]
+    shared = CountingCounters()
+    a = SharedWindow(shared, 60, clock=lambda: now[0])
+    b = SharedWindow(shared, 60, clock=lambda: now[0])
+    assert lease_size(400) == 10
+    allowed = 0
+    for i in range(1000):  # two copies, one user, all within one bucket
+        copy = a if i % 2 else b
+        if await copy.take("alice", "ondemand", 400) is None:
+            allowed += 1
+        await asyncio.sleep(0)  # let the background leases run
+    # Never more than the quota; less by at most what the other copies hold leased, unused,
+    # until the bucket ends (one lease each).
+    assert 400 - 2 * 10 <= allowed <= 400
+    assert shared.adds < 1000 / 5  # a round trip per batch, not per request
+    # A refusal is remembered: a caller over quota costs no round trips.
+    before = shared.adds
+    for _ in range(100):
+        assert await a.take("alice", "ondemand", 400) is not None
+    assert shared.adds == before
+
+
+async def test_what_a_copy_leased_and_did_not_use_is_given_back_when_the_bucket_ends() -> None:
+    now = [6000.0]
+    shared = CountingCounters()
+    a = SharedWindow(shared, 60, clock=lambda: now[0])
+    assert await a.take("alice", "ondemand", 4000) is None  # leases 100, uses 1
+    await asyncio.sleep(0)
+    assert sum(shared.counts.values()) >= 100
+    now[0] += 6  # next bucket
+    assert await a.take("alice", "ondemand", 4000) is None
+    for _ in range(3):
+        await asyncio.sleep(0)
+    first = next(k for k in shared.counts if "|1000|" in k)
+    assert shared.counts[first] == 1  # only the request it let through still counts
