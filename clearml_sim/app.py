@@ -118,12 +118,15 @@ class SimApp:
             if endpoint is None or _version_tuple(version) < _version_tuple(endpoint.min_version):
                 actual = None
                 raise errors.unknown_endpoint(name, version)
+            call = self._call(endpoint, scope, raw)
             delay, fault = self.sim.faults.decide(name)
             if delay:
                 await asyncio.sleep(delay)
             if fault is not None:
                 raise fault
-            data = self._dispatch(endpoint, scope, raw)
+            if endpoint.auth:
+                self.sim.auth.check(call.authorization)
+            data = endpoint.handler(call)
             err = None
         except errors.ApiError as exc:
             err = exc
@@ -132,16 +135,24 @@ class SimApp:
             err = errors.general_error()
         await send_json(send, err.code if err else 200, envelope(name, version, actual, err, data))
 
-    def _dispatch(self, endpoint: Endpoint, scope: Scope, raw: bytes) -> Doc:
+    def _call(self, endpoint: Endpoint, scope: Scope, raw: bytes) -> Call:
+        """The call as read on arrival: body, client, and, for a status change, the task's
+        status then (what the server's read-then-conditional-update compares against)."""
         body, batch = parse_body(raw, header(scope, b"content-type"))
         if scope["query_string"]:
             body.update(query_args(scope["query_string"]))
-        authorization = header(scope, b"authorization")
-        if endpoint.auth:
-            self.sim.auth.check(authorization)
         client = scope.get("client")
-        call = Call(self.sim, body, batch, client[0] if client else "127.0.0.1", authorization)
-        return endpoint.handler(call)
+        call = Call(
+            self.sim,
+            body,
+            batch,
+            client[0] if client else "127.0.0.1",
+            header(scope, b"authorization"),
+        )
+        if endpoint.changes_status and isinstance(body.get("task"), str):
+            task = self.sim.state.tasks.get(body["task"])
+            call.seen_status = task["status"] if task is not None else None
+        return call
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

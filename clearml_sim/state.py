@@ -66,6 +66,8 @@ class SimState:
         self.task_queue: dict[str, str] = {}
         self.projects: dict[str, Doc] = {}
         self.workers: dict[str, WorkerRecord] = {}
+        #: Console log events per task (``events.add_batch`` type ``log``), oldest first.
+        self.task_logs: dict[str, deque[Doc]] = {}
         self._seq = 0
 
     # ---- task indexes -------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class SimState:
         _index_remove(self.tag_index, doc["tags"], tid)
         _index_remove(self.system_tag_index, doc["system_tags"], tid)
         self.status_index.get(doc["status"], {}).pop(tid, None)
+        self.task_logs.pop(tid, None)
         qid = self.task_queue.pop(tid, None)
         if qid is not None:
             self.queue_entries.get(qid, {}).pop(tid, None)

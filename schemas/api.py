@@ -10,6 +10,7 @@ from datetime import datetime
 from pydantic import Field, field_validator
 
 from schemas.base import JSONValue, Model
+from schemas.enqueue import empty_parameter_key
 from schemas.notifications import Notification
 
 OPAQUE_ID = r"^[0-9a-f]{16,64}$"
@@ -35,6 +36,19 @@ class EnqueueRequest(Model):
         description="Parameters: 'lr' → section General; 'Args/batch_size' → section Args.",
         examples=[{"lr": 0.01, "Args/batch_size": 64}],
     )
+
+    @field_validator("input")
+    @classmethod
+    def _keys_name_a_parameter(cls, value: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        return _named_parameters(value)
+
+
+def _named_parameters(value: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """ClearML refuses a parameter with an empty section or name (400/12): such a key is 422."""
+    bad = empty_parameter_key(value)
+    if bad is not None:
+        raise ValueError(f"parameter key {bad!r} has an empty section or name")
+    return value
 
 
 class CompatEnqueueRequest(Model):
@@ -66,6 +80,13 @@ class CompatEnqueueRequest(Model):
                 if isinstance(parsed, dict):
                     return parsed
         return value
+
+    @field_validator("params")
+    @classmethod
+    def _keys_name_a_parameter(
+        cls, value: dict[str, JSONValue] | None
+    ) -> dict[str, JSONValue] | None:
+        return None if value is None else _named_parameters(value)
 
 
 class EnqueueAccepted(Model):

@@ -24,8 +24,10 @@ class FakeClearML:
 
     def __init__(self) -> None:
         self.tasks: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[dict[str, Any]]] = {}
         self.calls: list[list[str]] = []
         self.down = False
+        self.log_down = False
 
     def set(self, clone: str, status: str, message: str = "", reason: str = "") -> None:
         self.tasks[clone] = {
@@ -40,6 +42,11 @@ class FakeClearML:
         if self.down:
             raise ClearMLUnavailable("tasks.get_all: HTTP 503")
         return [self.tasks[t] for t in task_ids if t in self.tasks]
+
+    async def task_log(self, task_id: str, lines: int) -> list[dict[str, Any]]:
+        if self.log_down:
+            raise ClearMLUnavailable("events.get_task_log: HTTP 503")
+        return self.logs.get(task_id, [])[-lines:]
 
 
 class FakeStore:
