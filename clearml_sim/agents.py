@@ -28,7 +28,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from clearml_sim import events, queues, workers
+from clearml_sim import events, queues, results, workers
 from clearml_sim.agent_stats import last_metrics, machine_stats
 from clearml_sim.state import Doc, SimState
 from clearml_sim.status import COMPLETED, FAILED, IN_PROGRESS, QUEUED, STOPPED, change_status
@@ -171,6 +171,7 @@ class AgentPool:
                 else:
                     task["last_iteration"] = _int(param(task, "General", "epochs"), 1)
                     task["last_metrics"] = last_metrics(agent.rng)
+                    results.run_outputs(self.state, task, agent.rng, task["last_iteration"])
                     self._finish(agent, task, COMPLETED, "worker execution done")
             else:
                 continue

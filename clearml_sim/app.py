@@ -10,10 +10,11 @@ import asyncio
 import logging
 import os
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
-from clearml_sim import api_misc, api_queues, api_tasks, api_workers, control, errors
+from clearml_sim import api_misc, api_queues, api_tasks, api_workers, control, errors, results
 from clearml_sim.asgi import Receive, Scope, Send, header, query_args, read_body, send_json
 from clearml_sim.config import SimConfig
 from clearml_sim.endpoint import Call, Doc, Endpoint
@@ -103,6 +104,8 @@ class SimApp:
         if kind == "http":
             if scope["path"].startswith("/_sim"):
                 await control.handle(self.sim, scope, receive, send)
+            elif scope["path"].startswith("/files/"):
+                await self._file(scope, send)
             else:
                 await self._api(scope, receive, send)
         elif kind == "lifespan":
@@ -134,6 +137,21 @@ class SimApp:
             log.exception("clearml-sim: %s failed", name)
             err = errors.general_error()
         await send_json(send, err.code if err else 200, envelope(name, version, actual, err, data))
+
+    async def _file(self, scope: Scope, send: Send) -> None:
+        """The file server: the bytes of an uploaded artifact or model, or 404."""
+        path = unquote(scope["path"][len("/files/") :])
+        try:
+            content = results.get_file(self.sim.state, path)
+        except errors.ApiError:
+            await send_json(send, 404, {"detail": "not found"})
+            return
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(len(content)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
     def _call(self, endpoint: Endpoint, scope: Scope, raw: bytes) -> Call:
         """The call as read on arrival: body, client, and, for a status change, the task's

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from clearml_sim import results
 from clearml_sim.state import Doc, SimState
 from clearml_sim.timeutil import iso
 
@@ -39,8 +40,8 @@ def add_log(
 
 
 def add_batch(state: SimState, events: list[Any]) -> int:
-    """Store the log events of a batch (other kinds are accepted and dropped); returns the
-    number accepted."""
+    """Store the log and scalar events of a batch (other kinds are accepted and dropped);
+    returns the number accepted."""
     for raw in events:
         if not isinstance(raw, dict) or not isinstance(raw.get("task"), str):
             continue
@@ -53,6 +54,9 @@ def add_batch(state: SimState, events: list[Any]) -> int:
                 level=str(raw.get("level") or "info"),
                 worker=str(raw.get("worker") or ""),
             )
+        elif raw.get("type") == "training_stats_scalar" and task_id in state.tasks:
+            results.add_scalar(state, task_id, raw)
+            _touch(state, task_id, state.clock())
         elif task_id in state.tasks:
             _touch(state, task_id, state.clock())
     return len(events)

@@ -116,3 +116,49 @@ async def test_a_task_whose_agent_went_silent_is_stopped_after_two_hours(
     sim.agents.tick(clock())
     assert task["status"] == "stopped"
     assert task["status_reason"] == task["status_message"] == "Forced stop (non-responsive)"
+
+
+async def test_a_completed_run_leaves_scalars_artifacts_and_a_model_as_the_server_serves_them(
+    api: InProcessApi, sim: Simulator, clock: FakeClock
+) -> None:
+    tid = await _clone(api)
+    await api.ok("tasks.enqueue", {"task": tid, "queue": GPU})
+    sim.agents.tick(clock())
+    clock.advance(3.1)
+    sim.agents.tick(clock())
+    assert sim.state.tasks[tid]["status"] == "completed"
+    await api.ok(  # a scalar that ends at 0 is left out, as the server's `value:>0` query does
+        "events.add_batch",
+        {
+            "task": tid,
+            "type": "training_stats_scalar",
+            "metric": "m",
+            "variant": "zero",
+            "value": 0,
+            "iter": 99,
+        },
+    )
+    scalars = await api.ok("events.get_task_latest_scalar_values", {"task": tid})
+    [summary] = scalars["metrics"]
+    assert summary["name"] == "Summary"
+    assert [v["name"] for v in summary["variants"]] == ["accuracy", "loss"]
+    assert all(0 < v["last_value"] < 1 for v in summary["variants"])
+    assert scalars["last_iter"] == 10
+    task = (await api.ok("tasks.get_by_id", {"task": tid}))["task"]
+    [artifact] = task["execution"]["artifacts"]
+    assert (artifact["key"], artifact["mode"], artifact["type"]) == (
+        "predictions",
+        "output",
+        "custom",
+    )
+    assert artifact["type_data"]["content_type"] == "text/csv"
+    assert artifact["uri"].startswith(sim.state.files_url)
+    content = await api.client.get(artifact["uri"].replace(sim.state.files_url, "/files"))
+    assert content.status_code == 200
+    assert len(content.content) == artifact["content_size"]
+    assert content.content.startswith(b"slot,free\n")
+    [link] = task["models"]["output"]
+    [model] = (await api.ok("models.get_all", {"id": [link["model"]]}))["models"]
+    assert (model["name"], model["framework"]) == ("model", "ScikitLearn")
+    missing = await api.client.get("/files/no/such/file")
+    assert missing.status_code == 404
