@@ -43,6 +43,31 @@ class ClearML:
         events: list[dict[str, Any]] = [e for e in data.get("events") or [] if isinstance(e, dict)]
         return sorted(events, key=lambda e: e.get("timestamp") or 0)
 
+    async def results(
+        self, task_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        """What a completed task produced: its artifacts and output model links, the models
+        behind those links, and the last values of its scalars."""
+        data = await self.call(
+            "tasks.get_all",
+            {"id": [task_id], "only_fields": ["id", "execution.artifacts", "models.output"]},
+        )
+        rows = data.get("tasks") or []
+        task: dict[str, Any] = rows[0] if rows else {}
+        model_ids = [
+            str(m["model"])
+            for m in (task.get("models") or {}).get("output") or []
+            if isinstance(m, dict) and m.get("model")
+        ]
+        models: list[dict[str, Any]] = []
+        if model_ids:
+            found = await self.call(
+                "models.get_all", {"id": model_ids, "only_fields": ["id", "name", "framework"]}
+            )
+            models = [m for m in found.get("models") or [] if isinstance(m, dict)]
+        scalars = await self.call("events.get_task_latest_scalar_values", {"task": task_id})
+        return task, models, scalars
+
     async def workers(self, last_seen_s: float) -> list[dict[str, Any]]:
         """Workers that reported within `last_seen_s` (older ones are zombies: ClearML keeps a
         dead agent's worker for its 10-minute TTL)."""

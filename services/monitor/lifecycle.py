@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.tasks import TaskEvent, TaskEventKind
+from schemas.tasks import ResultFile, TaskEvent, TaskEventKind, TaskResults
 
 #: ClearML task status → request status. `created` and `unknown` say nothing about the run.
 STATUS_MAP = {
@@ -117,10 +117,59 @@ class Watched:
 
 @dataclass(frozen=True)
 class Change:
-    """A polled status that differs from the one the monitor knows."""
+    """A polled status that differs from the one the monitor knows; a completion carries what
+    the run produced, and the artifacts' real URIs (internal: for the download route and
+    admins)."""
 
     status: str
     message: str | None
+    results: TaskResults | None = None
+    uris: dict[str, str] = field(default_factory=dict)
+
+
+#: Bounds on what one run's results may hold (a run can report thousands of scalars).
+MAX_SCALARS = 200
+MAX_FILES = 100
+
+
+def results_from(
+    task: dict[str, Any], models: list[dict[str, Any]], scalars: dict[str, Any]
+) -> tuple[TaskResults, dict[str, str]]:
+    """A run's results from `tasks.get_all` (execution.artifacts, models.output),
+    `models.get_all` and `events.get_task_latest_scalar_values`; and the artifacts' URIs."""
+    values: dict[str, float] = {}
+    for metric in scalars.get("metrics") or []:
+        for variant in metric.get("variants") or []:
+            value = variant.get("last_value")
+            if isinstance(value, int | float) and len(values) < MAX_SCALARS:
+                values[f"{metric.get('name')}/{variant.get('name')}"] = float(value)
+    artifacts, uris = [], {}
+    for raw in (task.get("execution") or {}).get("artifacts") or []:
+        if not isinstance(raw, dict) or not raw.get("key") or raw.get("mode") == "input":
+            continue
+        kind = (raw.get("type_data") or {}).get("content_type") or raw.get("type")
+        size = raw.get("content_size")
+        artifacts.append(
+            ResultFile(
+                name=str(raw["key"]),
+                type=str(kind) if kind else None,
+                size=int(size) if isinstance(size, int | float) else None,
+            )
+        )
+        if raw.get("uri"):
+            uris[str(raw["key"])] = str(raw["uri"])
+    by_id = {str(m.get("id")): m for m in models}
+    outputs = [
+        ResultFile(
+            name=str(link.get("name") or "model"),
+            type=by_id.get(str(link.get("model")), {}).get("framework"),
+        )
+        for link in (task.get("models") or {}).get("output") or []
+        if isinstance(link, dict)
+    ]
+    return TaskResults(
+        scalars=values, artifacts=artifacts[:MAX_FILES], models=outputs[:MAX_FILES]
+    ), uris
 
 
 def observe(watched: Watched, row: dict[str, Any]) -> Change | None:
@@ -170,6 +219,7 @@ def event_for(watched: Watched, change: Change) -> TaskEvent | None:
         clone_id=watched.clone_id,
         queue_name=watched.queue,
         message=change.message,
+        results=change.results,
     )
 
 

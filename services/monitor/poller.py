@@ -1,8 +1,10 @@
 """The poll loop: every `poll_s`, ask ClearML for the status of every followed clone, record what
 changed on the request's log, then publish it as a task event. A failed run's message is its
-own error, read from the tail of its console log. A clone that stops appearing (deleted on the
-server) or is back in `created` (reset) for `vanish_polls` polls in a row ends its request as
-stopped, with words saying so, rather than leaving it queued or running for ever.
+own error, read from the tail of its console log; a completed run's change carries what it
+produced (the last value of each scalar, its artifacts and output models). A clone that stops
+appearing (deleted on the server) or is back in `created` (reset) for `vanish_polls` polls in a
+row ends its request as stopped, with words saying so, rather than leaving it queued or running
+for ever.
 
 Order of effects per change, and why: the log document first (what the flow author reads), then
 the in-memory status, then the event. An event whose publish failed stays pending on the request
@@ -35,6 +37,7 @@ from services.monitor.lifecycle import (
     event_for,
     human_message,
     observe,
+    results_from,
     run_error,
 )
 
@@ -48,6 +51,9 @@ class StatusSource(Protocol):
 
     async def statuses(self, task_ids: list[str]) -> list[dict[str, Any]]: ...
     async def task_log(self, task_id: str, lines: int) -> list[dict[str, Any]]: ...
+    async def results(
+        self, task_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]: ...
 
 
 class ChangeStore(Protocol):
@@ -119,7 +125,22 @@ class Poller:
                     "failed", row.get("status_message"), row.get("status_reason"), error
                 )
                 change = Change(change.status, message)
+        elif change.status == "completed":
+            change = await self._with_results(watched.clone_id, change)
         await self._record(watched, change)
+
+    async def _with_results(self, clone_id: str, change: Change) -> Change:
+        """The completion with what the run produced; without, when ClearML cannot say (the
+        completion is not held back for it)."""
+        try:
+            task, models, scalars = await self._clearml.results(clone_id)
+        except (ClearMLUnavailable, ClearMLRejected) as exc:
+            log.warning(
+                "results of %s not read (%s); recording the completion alone", clone_id, exc
+            )
+            return change
+        results, uris = results_from(task, models, scalars)
+        return Change(change.status, change.message, results, uris)
 
     async def _run_error(self, clone_id: str) -> str | None:
         """The failed run's own error from its console log; None when it cannot be read (the

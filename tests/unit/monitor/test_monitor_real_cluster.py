@@ -5,13 +5,14 @@ server, and queue metrics that leave hidden queues out unless asked."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
 from clearml_sim import queues
 from clearml_sim.testing import SimServer
-from runtime.clearml import ClearMLClient
+from runtime.clearml import ClearMLClient, ClearMLUnavailable
 from schemas.tasks import TaskEventKind
 from services.monitor.clearml import ClearML
 from services.monitor.lifecycle import run_error, sanitized
@@ -119,3 +120,74 @@ async def test_queue_metrics_cover_queues_tagged_k8s_glue(served: SimServer) -> 
     assert row["queue"] == glue
     assert all(d > 10**12 for d in row["dates"])
     assert sorted(row["queue_lengths"]) == [2.0, 4.0]
+
+
+def completed_outputs() -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """What ClearML answers about a completed run (shapes of the real server)."""
+    task = {
+        "id": "c1",
+        "execution": {
+            "artifacts": [
+                {
+                    "key": "predictions",
+                    "type": "custom",
+                    "mode": "output",
+                    "uri": "http://files.internal:8081/p/t.c1/artifacts/predictions/p.csv",
+                    "content_size": 412,
+                    "type_data": {"content_type": "text/csv"},
+                },
+                {"key": "dataset", "type": "custom", "mode": "input", "uri": "s3://x/y"},
+            ]
+        },
+        "models": {"output": [{"name": "model", "model": "m1"}]},
+    }
+    models = [{"id": "m1", "name": "model", "framework": "PyTorch"}]
+    scalars = {
+        "metrics": [
+            {
+                "name": "Summary",
+                "variants": [
+                    {"name": "accuracy", "last_value": 0.94, "last_10_value": 0.9},
+                    {"name": "loss", "last_value": 0.1074, "last_10_value": 0.2},
+                ],
+            }
+        ],
+        "last_iter": 10,
+    }
+    return task, models, scalars
+
+
+async def test_a_completed_run_carries_its_scalars_artifacts_and_models(rig: Rig) -> None:
+    rig.follow()
+    rig.clearml.outputs["c1"] = completed_outputs()
+    rig.clearml.set("c1", "completed", AGENT, "worker execution done")
+    await rig.poller.tick()
+    (event,) = rig.bus.events
+    assert event.kind is TaskEventKind.COMPLETED
+    assert event.results is not None
+    assert event.results.scalars == {"Summary/accuracy": 0.94, "Summary/loss": 0.1074}
+    assert [(a.name, a.type, a.size) for a in event.results.artifacts] == [
+        ("predictions", "text/csv", 412)
+    ]
+    assert [(m.name, m.type) for m in event.results.models] == [("model", "PyTorch")]
+    assert "files.internal" not in event.model_dump_json()  # the address stays internal
+    doc = rig.store.docs["r1"]
+    assert doc["results"] == event.results
+    assert doc["result_uris"] == {
+        "predictions": "http://files.internal:8081/p/t.c1/artifacts/predictions/p.csv"
+    }
+
+
+async def test_a_completion_whose_results_cannot_be_read_is_recorded_without(rig: Rig) -> None:
+    rig.follow()
+    rig.clearml.set("c1", "completed")
+
+    async def down(task_id: str) -> Any:
+        raise ClearMLUnavailable("tasks.get_all: HTTP 503")
+
+    rig.clearml.results = down
+    await rig.poller.tick()
+    (event,) = rig.bus.events
+    assert event.kind is TaskEventKind.COMPLETED
+    assert event.results is None
+    assert rig.store.timeline("r1") == ["queued", "completed"]
