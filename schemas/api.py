@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from schemas.base import JSONValue, Model
 from schemas.enqueue import empty_parameter_key
 from schemas.notifications import Notification
+from schemas.tasks import TaskResults
 
 OPAQUE_ID = r"^[0-9a-f]{16,64}$"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
@@ -123,9 +124,14 @@ class RequestStatus(Model):
         default=None, description="With queue_name 'auto': why mlbus chose the queue."
     )
     error: str | None = Field(default=None, description="What went wrong, in words.")
+    results: TaskResults | None = Field(
+        default=None,
+        description="Once completed: the last value of each scalar, the artifacts (download "
+        "them at /v1/requests/{request_id}/artifacts/{name}) and the output models.",
+    )
     timeline: list[TimelineEntry] = Field(default_factory=list, description="Oldest first.")
     admin: dict[str, JSONValue] | None = Field(
-        default=None, description="Internal ids (admins only)."
+        default=None, description="Internal ids and the artifacts' real URIs (admins only)."
     )
 
 
