@@ -18,6 +18,7 @@ from runtime.rdkafka import RdProducer
 from schemas.topics import REGISTRY
 from services.ingest import (
     admin,
+    artifacts,
     audit,
     dashboard,
     handlers,
@@ -119,7 +120,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     install_error_handlers(app)
     # Routes are matched in order, each a regex: the on-demand path, the one that waits on the
     # caller's latency, is tried first.
-    for module in (ondemand, handlers, admin, notifications, resources):
+    for module in (ondemand, handlers, admin, notifications, resources, artifacts):
         app.include_router(module.router)
     for router in (logs.admin_router, logs.user_router, dashboard.router, audit.router):
         app.include_router(router)

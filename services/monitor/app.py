@@ -70,7 +70,13 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             config=LoopConfig(retry=retry),
         )
         poller = Poller(
-            clearml, store, EventPublisher(producer, settings.topic_prefix), watch, settings.poll_s
+            clearml,
+            store,
+            EventPublisher(producer, settings.topic_prefix),
+            watch,
+            settings.poll_s,
+            vanish_polls=settings.vanish_polls,
+            log_lines=settings.error_log_lines,
         )
         loops = {}
         if settings.resources:
