@@ -173,6 +173,7 @@ class ConsumerLoop:
         else:
             self._dead_in_a_row = 0
             metrics.MESSAGES_HANDLED.labels(self._service, self._spec.name).inc()
+            log.debug("handled %s", envelope.type)
         finally:
             elapsed = time.perf_counter() - started
             metrics.HANDLE_LATENCY.labels(self._service, self._spec.name).observe(elapsed)

@@ -34,8 +34,11 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 message_var: contextvars.ContextVar[str] = contextvars.ContextVar("message", default="-")
 
 
-class _ContextFilter(logging.Filter):
+class ContextFilter(logging.Filter):
+    """Stamps each record with the request id, trace id and message in hand."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        """Stamp; never drops a record."""
         record.request_id = request_id_var.get()
         record.msgref = message_var.get()
         record.trace_id = tracing.trace_id() or "-"
@@ -70,7 +73,7 @@ class JsonLines(logging.Formatter):
 def setup_logging(service: str, level: str = "INFO", *, json_lines: bool = False) -> None:
     """Configure the root logger once, for a service process."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ContextFilter())
+    handler.addFilter(ContextFilter())
     if json_lines:
         handler.setFormatter(JsonLines(service))
     else:
