@@ -16,7 +16,7 @@ declare -A version=(
   [promtool]=v0.316.0
 )
 # Rough cold build times on a 2-core machine, said before a build starts so nobody thinks it hangs.
-declare -A cost=([kustomize]="~2 min" [kubeconform]="~1 min" [promtool]="~15-30 min")
+declare -A cost=([kustomize]="~2 min" [kubeconform]="~1 min" [promtool]="~30-40 min")
 tool="${1:?usage: $0 kustomize|kubeconform|promtool}"
 [ -n "${pkg[$tool]:-}" ] || { echo "mlbus: unknown tool $tool" >&2; exit 2; }
 cache="${MLBUS_CACHE:-$HOME/.cache/mlbus}"
