@@ -16,14 +16,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlbus import yamltext
 from schemas.access import ACCESS, ServiceAccess
 from schemas.topics import REGISTRY, REPLIES_PREFIX, TopicSpec
 
@@ -377,51 +375,10 @@ def scaled_object(w: Workload) -> dict[str, Any]:
 
 # --- rendering ----------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*")
-_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    text = str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
-        return text
-    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
-
-
-def _lines(value: Any, indent: int) -> Iterator[str]:
-    pad = " " * indent
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                yield f"{pad}{_scalar(key)}:"
-                yield from _lines(item, indent + (0 if isinstance(item, list) else 2))
-            else:
-                yield f"{pad}{_scalar(key)}: {_inline(item)}"
-    else:
-        for item in value:
-            if isinstance(item, dict | list) and item:
-                first, *rest = list(_lines(item, indent + 2))
-                yield f"{pad}- {first.lstrip()}"
-                yield from rest
-            else:
-                yield f"{pad}- {_inline(item)}"
-
-
-def _inline(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return _scalar(value)
-
 
 def to_yaml(docs: list[dict[str, Any]]) -> str:
-    """Documents as YAML (block style, keys in the order given)."""
-    return HEADER + "".join("---\n" + "\n".join(_lines(doc, 0)) + "\n" for doc in docs)
+    """Generated documents as YAML, under the do-not-edit header."""
+    return yamltext.to_yaml(docs, HEADER)
 
 
 def render() -> dict[str, str]:
