@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -139,6 +140,12 @@ def probes_app(environ: dict[str, Any], start_response: StartResponse) -> Iterab
 _METRICS_APP = make_wsgi_app()
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread a request, as prometheus_client's own server: a slow scrape holds up no probe."""
+
+    daemon_threads = True
+
+
 class _Quiet(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Probes every few seconds are not worth a log line each."""
@@ -149,5 +156,5 @@ def start_metrics(port: int, host: str = "127.0.0.1") -> None:
     thread (0: don't). In a pod the host is 0.0.0.0 (`MLBUS_METRICS_HOST`)."""
     if not port:
         return
-    server: WSGIServer = make_server(host, port, probes_app, handler_class=_Quiet)
+    server = make_server(host, port, probes_app, server_class=_Server, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="probes", daemon=True).start()
