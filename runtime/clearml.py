@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from pydantic import Field, SecretStr
 
+from runtime import metrics, tracing
 from runtime.retry import PermanentError, RetriableError
 from runtime.settings import BusSettings
 
@@ -102,6 +103,20 @@ class ClearMLClient:
 
     async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """One API call; returns the envelope's `data`."""
+        with tracing.span(f"clearml {endpoint}", kind=tracing.CLIENT) as span:
+            try:
+                data = await self._call(endpoint, body)
+            except ClearMLRejected:
+                metrics.CLEARML_CALLS.labels(endpoint, "rejected").inc()
+                raise
+            except ClearMLUnavailable as exc:
+                metrics.CLEARML_CALLS.labels(endpoint, "unavailable").inc()
+                tracing.failed(span, exc)
+                raise
+            metrics.CLEARML_CALLS.labels(endpoint, "ok").inc()
+            return data
+
+    async def _call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._token is None:
             await self._login()
         status, envelope = await self._send(f"/{API}/{endpoint}", body)

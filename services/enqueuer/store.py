@@ -51,6 +51,7 @@ class EnqueueLogStore:
             "queue": p.queue_name,
             "queue_choice": p.queue_choice,
             "accepted_at": env.created_at,
+            "trace_id": env.trace.get("trace_id"),
         }
 
     async def claim(self, env: Envelope[EnqueueTask]) -> dict[str, Any] | None:

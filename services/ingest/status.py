@@ -11,7 +11,7 @@ from schemas.base import utcnow
 from services.ingest.auth import Principal
 from services.ingest.deps import Ingest
 
-_ADMIN_FIELDS = ("template_task_id", "clone_id", "user")
+_ADMIN_FIELDS = ("template_task_id", "clone_id", "user", "trace_id")
 
 
 async def request_status(ingest: Ingest, request_id: str, who: Principal) -> RequestStatus | None:
