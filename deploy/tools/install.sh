@@ -26,7 +26,12 @@ out="$cache/bin/$tool-${version[$tool]}"
 echo "mlbus: building $tool ${version[$tool]} from the Go module proxy (first run only, ${cost[$tool]})..." >&2
 gobin="$cache/build/gobin-$tool-${version[$tool]}"
 rm -rf "$gobin" && mkdir -p "$gobin" "$cache/bin"
-GOBIN="$gobin" GOFLAGS=-trimpath go install "${pkg[$tool]}@${version[$tool]}" >&2
+log="$cache/build/$tool-${version[$tool]}.log"  # Go lists every module: shown only on failure
+if ! GOBIN="$gobin" GOFLAGS=-trimpath go install "${pkg[$tool]}@${version[$tool]}" >"$log" 2>&1; then
+  tail -30 "$log" >&2
+  echo "mlbus: building $tool failed; the full log is $log" >&2
+  exit 1
+fi
 mv "$gobin/$tool" "$out"
 rm -rf "$gobin"
 echo "mlbus: $tool built: $out" >&2
