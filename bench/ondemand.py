@@ -5,7 +5,7 @@ closed loop, then fixed rates. Reports p50/p95/p99 of each path, the latency mlb
 highest rate whose p99 through mlbus stays under 100 ms, and lost replies (must be 0).
 
     .venv/bin/python -m bench.ondemand [--rates 50 200 500] [--seconds 10] [--closed 2000]
-        [--warmup 30] [--otlp]
+        [--warmup 30] [--otlp] [--local-quotas]
 """
 
 from __future__ import annotations
@@ -91,6 +91,9 @@ async def run(args: argparse.Namespace) -> None:
     if args.otlp:
         stack.extra_env["MLBUS_OTLP_ENDPOINT"] = _otlp_sink()
         say(f"tracing on: spans exported to {stack.extra_env['MLBUS_OTLP_ENDPOINT']}")
+    if args.local_quotas:
+        stack.extra_env["MLBUS_INGEST_SHARED_QUOTAS"] = "false"
+        say("quotas counted by ingest alone (not in MongoDB)")
     node_port = free_port()
     await asyncio.to_thread(stack.start, ["ingest", "inference_router"])
     stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
@@ -228,6 +231,11 @@ def main() -> None:
     parser.add_argument("--profile", nargs="*", default=[], help="services to run under cProfile")
     parser.add_argument(
         "--otlp", action="store_true", help="tracing on, exported to a local OTLP sink"
+    )
+    parser.add_argument(
+        "--local-quotas",
+        action="store_true",
+        help="quotas counted in ingest's memory: the cost of the shared counters, by difference",
     )
     asyncio.run(run(parser.parse_args()))
 
