@@ -144,8 +144,9 @@ def activity_report(state: SimState, body: Doc) -> Doc:
 def queue_metrics(state: SimState, body: Doc) -> list[Doc]:
     """``queues.get_queue_metrics`` (``bll/queue/queue_metrics.py``): an ES ``date_histogram``
     with ``min_doc_count: 1``, so dates are bucket keys in epoch **ms** and only buckets that
-    hold samples appear. Hidden queues (system tag ``k8s-glue``) are left out unless
-    ``search_hidden``; without ``queue_ids`` one series averaged over all queues."""
+    hold samples appear; a requested queue with none is left out (``services/queues.py``).
+    Hidden queues (system tag ``k8s-glue``) are left out unless ``search_hidden``; without
+    ``queue_ids`` one series averaged over all queues."""
     start, end, interval = _range(body)
     keys = bucket_keys(start, end, interval)
     hidden_ok = bool(body.get("search_hidden"))
@@ -163,6 +164,8 @@ def queue_metrics(state: SimState, body: Doc) -> list[Doc]:
         filled = [
             (k, b) for k, b in zip(keys, _bucketed(samples, keys, interval), strict=True) if b
         ]
+        if wanted and not filled:
+            continue  # a requested queue without samples in the window is not in the answer
         result.append(
             {
                 "queue": name,

@@ -120,6 +120,8 @@ class Stack:
             "MLBUS_INGEST_JWKS_URL": f"{ISSUER_URL}/protocol/openid-connect/certs",
             "MLBUS_INGEST_ISSUER": ISSUER_URL,
             "MLBUS_INGEST_AUDIENCE": self.keycloak.audience,
+            # the simulator serves its file server under /files
+            "MLBUS_INGEST_CLEARML_FILES_HOST": f"http://127.0.0.1:{SIM_PORT}/files",
             "PYTHONUNBUFFERED": "1",
         }
         self.procs = _processes(self.env)

@@ -303,7 +303,12 @@ def test_apiclient_clone_edit_enqueue(sdk: SdkProcess, sim: SimServer) -> None:
     assert sim.state.tasks[out["new"]]["parent"] == TEMPLATE
 
 
-def test_queue_endpoints_and_dequeue(sdk: SdkProcess) -> None:
+def test_queue_endpoints_and_dequeue(sdk: SdkProcess, sim: SimServer) -> None:
+    # A queue is in the metrics only with samples in a complete bucket of the window, as on the
+    # server: give every queue one, two minutes old.
+    now = time.time()
+    for samples in list(sim.state.queue_samples.values()):
+        samples.append((now - 120, 1, 5.0))
     out = sdk.run(sdk_queue_endpoints, TEMPLATE)
     assert out["names"] == ["cpu", "default", "gpu-a100", "gpu-t4"]
     assert out["system_tags"]["default"] == ["default"]
