@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from bench.harness import say, write_report
 from runtime import tracing
@@ -54,16 +55,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     args = parser.parse_args()
     off = cpu_us(args.requests)
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(_Drop()))
-    tracing.use(provider)
-    try:
-        on = cpu_us(max(1, args.requests // 4))
-    finally:
-        tracing.use(None)
+    measured = {"off_us": off}
+    for label, ratio in (("on_us", 1.0), ("sampled_out_us", 0.0)):
+        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio)))
+        provider.add_span_processor(BatchSpanProcessor(_Drop()))
+        tracing.use(provider)
+        try:
+            measured[label] = cpu_us(max(1, args.requests // 4))
+        finally:
+            tracing.use(None)
     say(f"tracing off: {off:.2f} us of CPU per on-demand request (5 hooks)")
-    say(f"tracing on:  {on:.1f} us of CPU per on-demand request (5 spans)")
-    say(f"raw numbers: {write_report('tracing', {'off_us': off, 'on_us': on})}")
+    say(f"tracing on:  {measured['on_us']:.1f} us of CPU per on-demand request (5 spans)")
+    say(f"on, trace sampled out: {measured['sampled_out_us']:.1f} us of CPU per request")
+    say(f"raw numbers: {write_report('tracing', measured)}")
 
 
 if __name__ == "__main__":

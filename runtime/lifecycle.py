@@ -39,7 +39,7 @@ def settle_heap() -> None:
 def observe(name: str, settings: BusSettings) -> None:
     """Logging (text or JSON lines) and tracing (when an OTLP endpoint is set) for a process."""
     setup_logging(name, settings.log_level, json_lines=settings.log_format == "json")
-    tracing.setup(name, settings.otlp_endpoint)
+    tracing.setup(name, settings.otlp_endpoint, settings.trace_sample_ratio)
 
 
 def run_service(

@@ -58,6 +58,13 @@ class BusSettings(BaseSettings):
     )
     kafka_username: str = Field(default="", description="Kafka user (SASL), when ACLs are on.")
     kafka_password: SecretStr = Field(default=SecretStr(""), description="Its password.")
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces recorded when tracing is on (a request's spans follow the "
+        "decision taken where its trace starts).",
+    )
     otlp_endpoint: str = Field(
         default="",
         description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); empty: tracing "

@@ -72,25 +72,31 @@ def on() -> bool:
     return _tracer is not None
 
 
-def setup(service: str, endpoint: str) -> None:
+def setup(service: str, endpoint: str, sample_ratio: float = 1.0) -> None:
     """Export this process's spans to `endpoint` (OTLP over HTTP), batched in the background;
-    an empty endpoint leaves tracing off."""
+    an empty endpoint leaves tracing off. `sample_ratio` of the traces that start here are
+    recorded; one that started elsewhere follows its parent's decision (the `traceparent`
+    flags), so a request's trace is whole or absent."""
     if not endpoint:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = _new_provider(service)
+    provider = _new_provider(service, sample_ratio)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     use(provider)
-    log.info("tracing on: spans exported to %s", endpoint)
+    log.info("tracing on: %g of traces exported to %s", sample_ratio, endpoint)
 
 
-def _new_provider(service: str) -> TracerProvider:
+def _new_provider(service: str, sample_ratio: float = 1.0) -> TracerProvider:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    return TracerProvider(resource=Resource.create({"service.name": f"mlbus-{service}"}))
+    return TracerProvider(
+        resource=Resource.create({"service.name": f"mlbus-{service}"}),
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+    )
 
 
 def use(provider: TracerProvider | None) -> None:

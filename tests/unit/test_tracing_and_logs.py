@@ -119,3 +119,21 @@ def test_a_worker_is_ready_while_its_loop_runs() -> None:
         assert b'mlbus_ready{service="probe-test"} 1.0' in body
     finally:
         metrics.ready("probe-test", False)
+
+
+def test_an_unsampled_trace_is_carried_but_not_recorded() -> None:
+    tracing.setup("t", "http://127.0.0.1:9/v1/traces", sample_ratio=0.0)  # never contacted
+    try:
+        with tracing.span("POST /v1/ondemand", kind=tracing.SERVER) as span:
+            assert span is not None
+            assert not span.is_recording()
+            headers = tracing.inject()
+        assert headers is not None
+        (name, value), *_ = headers
+        assert name == "traceparent"
+        assert int(value[-2:], 16) & 1 == 0  # not sampled: the workers record nothing either
+        with tracing.span("process", parent=tracing.extract(headers)) as child:
+            assert child is not None
+            assert not child.is_recording()
+    finally:
+        tracing.shutdown()
