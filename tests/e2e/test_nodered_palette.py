@@ -1,0 +1,333 @@
+"""The Node-RED palette (`clients/node-red`, node-red-contrib-mlbus) end to end: its `npm pack`
+tarball installed into a clean Node-RED 4.1.15 user directory, a flow built from its nodes
+deployed through the admin API, against the real stack: Keycloak (the password grant), ingest,
+Kafka, the enqueuer and the ClearML simulator, the monitor, the notifier, the inference router
+and the demo model, and a simulated GPU agent. What the flow's outputs produce is posted to a
+small collector of the test's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from clearml_sim.testing import SimServer
+from mlbus.servers.keycloak import KeycloakServer
+from mlbus.servers.nodered_palette import PaletteNodeRed, pack
+from services.agent.app import run as run_agent
+from services.agent.settings import AgentSettings
+from serving_node.testing import RunningNode
+from tests.conftest import Bus
+from tests.e2e.test_enqueue_lifecycle import running_monitor
+from tests.e2e.test_nodered_client import FEATURES, Gateway, map_endpoint, map_task, router
+from tests.fixtures import Worker, monitor_settings, running_worker
+from tests.integration.test_notifier import notifier, notifier_settings
+from tests.support import ThreadedServer, eventually
+
+log = logging.getLogger(__name__)
+NODE_TYPES = {
+    "mlbus-server",
+    "mlbus enqueue",
+    "mlbus ondemand",
+    "mlbus notifications",
+    "mlbus resources",
+}
+
+
+class Collector:
+    """What the flow posts: run ends and notifications, in arrival order."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, list[dict[str, Any]]] = {"run-end": [], "notification": []}
+
+        async def take(request: Request) -> JSONResponse:
+            self.got[request.path_params["what"]].append(await request.json())
+            return JSONResponse({"ok": True})
+
+        self.server = ThreadedServer(
+            Starlette(routes=[Route("/{what}", take, methods=["POST"])]), "collector"
+        )
+
+
+@pytest.fixture(scope="module")
+def tarball() -> Iterator[Path]:
+    """The palette as `npm pack` makes it."""
+    folder = Path(tempfile.mkdtemp(prefix="mlbus-palette-pack-"))
+    try:
+        yield pack(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    found = Collector()
+    found.server.start()
+    try:
+        yield found
+    finally:
+        found.server.stop()
+
+
+@pytest.fixture
+def nodered(tarball: Path, collector: Collector) -> Iterator[PaletteNodeRed]:
+    """A clean Node-RED user directory with the tarball installed, Node-RED started on it."""
+    home = Path(tempfile.mkdtemp(prefix="mlbus-palette-"))
+    server = PaletteNodeRed(home, tarball, env={"MLBUS_E2E_COLLECTOR": collector.server.url})
+    server.install()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        log.info("Node-RED said:\n%s", server.log()[-6000:])
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def server_node(node_id: str, gateway: str, keycloak: KeycloakServer, user: str) -> dict[str, Any]:
+    """An mlbus-server config node signing in as `user` (credentials inline, as the editor
+    deploys them; Node-RED keeps them in its encrypted credentials file)."""
+    return {
+        "id": node_id,
+        "type": "mlbus-server",
+        "name": user,
+        "url": gateway,
+        "tokenUrl": f"{keycloak.realm_url}/protocol/openid-connect/token",
+        "clientId": "nodered-iotedge",
+        "grant": "password",
+        "sweepS": 300,
+        "credentials": {"username": user, "password": user},
+    }
+
+
+def post_to(what: str, node_id: str) -> list[dict[str, Any]]:
+    """A function node that sends msg.payload to the collector, and the http request node."""
+    code = (
+        f"msg.url = env.get('MLBUS_E2E_COLLECTOR') + '/{what}';\n"
+        "msg.payload = {request_id: msg.request_id, status: msg.status, topic: msg.topic, "
+        "body: msg.payload};\nreturn msg;"
+    )
+    return [
+        {
+            "id": f"{node_id}.fn",
+            "type": "function",
+            "z": "tab",
+            "name": f"to collector /{what}",
+            "func": code,
+            "outputs": 1,
+            "wires": [[f"{node_id}.post"]],
+        },
+        {
+            "id": f"{node_id}.post",
+            "type": "http request",
+            "z": "tab",
+            "method": "POST",
+            "ret": "obj",
+            "url": "",
+            "wires": [[]],
+        },
+    ]
+
+
+def http_route(node_id: str, path: str, target: str) -> list[dict[str, Any]]:
+    """`POST path` → a function that moves the body's fields onto `msg` → `target`."""
+    code = (
+        "const body = msg.payload;\n"
+        "for (const k of ['task_id', 'queue_name', 'machine_id', 'endpoint']) {\n"
+        "  if (body[k] !== undefined) msg[k] = body[k];\n"
+        "}\n"
+        "msg.payload = body.input;\nreturn msg;"
+    )
+    return [
+        {
+            "id": node_id,
+            "type": "http in",
+            "z": "tab",
+            "url": path,
+            "method": "post",
+            "wires": [[f"{node_id}.fn"]],
+        },
+        {
+            "id": f"{node_id}.fn",
+            "type": "function",
+            "z": "tab",
+            "func": code,
+            "outputs": 1,
+            "wires": [[target]],
+        },
+    ]
+
+
+def palette_flow(gateway: str, keycloak: KeycloakServer) -> list[dict[str, Any]]:
+    """Enqueue (output 1 answers the HTTP call, output 2 goes to the collector), on-demand (its
+    answer, or what the Catch node got), and the operator's notifications."""
+    reply = {"id": "reply", "type": "http response", "z": "tab", "wires": []}
+    failed = (
+        "msg.statusCode = 500;\n"
+        "msg.payload = {code: msg.error.code, message: msg.error.message, "
+        "status: msg.statusCode};\nreturn msg;"
+    )
+    return [
+        {"id": "tab", "type": "tab", "label": "mlbus palette e2e"},
+        server_node("alice", gateway, keycloak, "alice"),
+        server_node("operator", gateway, keycloak, "operator"),
+        *http_route("in.enqueue", "/e2e/enqueue", "enqueue"),
+        {
+            "id": "enqueue",
+            "type": "mlbus enqueue",
+            "z": "tab",
+            "server": "alice",
+            "task_id": "",
+            "queue_name": "",
+            "input": "payload",
+            "inputType": "msg",
+            "wires": [["reply"], ["end.fn"]],
+        },
+        *post_to("run-end", "end"),
+        *http_route("in.ondemand", "/e2e/ondemand", "ondemand"),
+        {
+            "id": "ondemand",
+            "type": "mlbus ondemand",
+            "z": "tab",
+            "server": "alice",
+            "machine_id": "",
+            "endpoint": "",
+            "version": "",
+            "input": "payload",
+            "inputType": "msg",
+            "wires": [["reply"]],
+        },
+        {
+            "id": "catch",
+            "type": "catch",
+            "z": "tab",
+            "scope": ["ondemand", "enqueue"],
+            "uncaught": False,
+            "wires": [["failed"]],
+        },
+        {
+            "id": "failed",
+            "type": "function",
+            "z": "tab",
+            "func": failed.replace("status: msg.statusCode", "status: msg.statusCode || 0"),
+            "outputs": 1,
+            "wires": [["reply.err"]],
+        },
+        {"id": "reply.err", "type": "http response", "z": "tab", "statusCode": "", "wires": []},
+        reply,
+        {
+            "id": "alerts",
+            "type": "mlbus notifications",
+            "z": "tab",
+            "server": "operator",
+            "kinds": "machine_offline",
+            "severity": "info",
+            "subject": "e2e-gb*",
+            "wires": [["alert.fn"]],
+        },
+        *post_to("notification", "alert"),
+    ]
+
+
+async def call(nodered: PaletteNodeRed, path: str, body: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=60) as client:
+        return await client.post(f"{nodered.url}{path}", params=None, json=body)
+
+
+async def ended(collector: Collector, rid: str, timeout_s: float) -> dict[str, Any]:
+    async def found() -> dict[str, Any] | None:
+        return next((e for e in collector.got["run-end"] if e["request_id"] == rid), None)
+
+    return await eventually(found, timeout_s=timeout_s, what=f"run {rid}'s end on output 2")
+
+
+@contextlib.asynccontextmanager
+async def cluster(bus: Bus, sim: SimServer) -> AsyncIterator[None]:
+    """The monitor (a run's status from ClearML) and the notifier (notifications)."""
+    async with running_monitor(monitor_settings(bus, sim)), notifier(notifier_settings(bus)):
+        yield
+
+
+def test_the_packed_palette_installs_into_a_clean_user_dir_and_lists_its_nodes(
+    nodered: PaletteNodeRed,
+) -> None:
+    sets = [s for s in nodered.nodes() if s["module"] == "node-red-contrib-mlbus"]
+    assert {t for s in sets for t in s["types"]} == NODE_TYPES
+    assert all(s["enabled"] and s.get("err") is None for s in sets), sets
+    installed = nodered.user_dir / "node_modules" / "node-red-contrib-mlbus"
+    assert (installed / "examples").is_dir()
+    assert not (installed / "test").exists()  # the tarball holds the palette, not its tests
+
+
+async def test_a_flow_of_the_palette_follows_a_run_calls_the_model_and_hears_an_alert(
+    bus: Bus,
+    keycloak: KeycloakServer,
+    gateway: Gateway,
+    nodered: PaletteNodeRed,
+    collector: Collector,
+    sim: SimServer,
+    node: RunningNode,
+    enqueuer: Worker,
+) -> None:
+    task_id = await map_task(gateway, keycloak)
+    machine_id = await map_endpoint(gateway, keycloak, node)
+    nodered.deploy(palette_flow(gateway.url, keycloak))
+    async with cluster(bus, sim), router(bus):
+        queued = await call(
+            nodered, "/e2e/enqueue", {"task_id": task_id, "queue_name": "cpu", "input": {"lr": 0.1}}
+        )
+        assert queued.status_code == 200, queued.text
+        first = queued.json()
+        assert (first["status"], first["queue"]) == ("queued", "cpu"), first
+        end = await ended(collector, first["request_id"], 60)
+        assert end["status"] == "completed", end
+        timeline = end["body"]
+        assert timeline["request_id"] == first["request_id"]
+        assert [t["status"] for t in timeline["timeline"]][-1] == "completed"
+        assert {"accepted", "queued", "completed"} <= {t["status"] for t in timeline["timeline"]}
+
+        answered = await call(
+            nodered,
+            "/e2e/ondemand",
+            {"machine_id": machine_id, "endpoint": "parking_free_slots", "input": FEATURES},
+        )
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["model"] == "parking_free_slots"
+        refused = await call(
+            nodered,
+            "/e2e/ondemand",
+            {"machine_id": "0" * 64, "endpoint": "parking_free_slots", "input": FEATURES},
+        )
+        assert refused.status_code == 500, refused.text
+        assert refused.json()["code"] == "machine_not_found"
+
+        agent = AgentSettings(
+            **bus.settings(), machine_id="e2e-gb1", interval_s=0.5, simulate=1, seed=1
+        )
+        async with running_worker(run_agent, agent):
+            await asyncio.sleep(2.0)  # a few heartbeats: the notifier knows the machine
+        stopped = time.monotonic()
+
+        async def alert() -> dict[str, Any] | None:
+            return next(iter(collector.got["notification"]), None)
+
+        told = await eventually(alert, timeout_s=30, what="machine_offline in the flow")
+        log.info(
+            "offline told in the flow %.1f s after the agent stopped", time.monotonic() - stopped
+        )
+        assert told["topic"] == "machine_offline"
+        assert told["body"]["subject"] == "e2e-gb1"
+        assert told["body"]["status"] == "firing"
