@@ -13,10 +13,32 @@ class MlbusClient {
      * @param {string} o.url  the gateway, e.g. http://mlbus:8000
      * @param {import("./tokens").TokenSource} o.tokens
      */
-    constructor({ url, tokens, fetchImpl }) {
+    constructor({ url, tokens, fetchImpl, maxCalls = 32 }) {
         this.url = String(url || "").replace(/\/+$/, "");
         this.tokens = tokens;
         this.fetch = fetchImpl || fetch;
+        // At most this many JSON calls at once (a burst of 1,000 enqueues must not open 1,000
+        // connections to the gateway); the others wait their turn, in order.
+        this.maxCalls = maxCalls;
+        this.active = 0;
+        this.waiting = [];
+    }
+
+    async _slot() {
+        if (this.active < this.maxCalls) {
+            this.active += 1;
+            return;
+        }
+        await new Promise((resolve) => this.waiting.push(resolve));
+    }
+
+    _release() {
+        const next = this.waiting.shift();
+        if (next) {
+            next(); // the slot passes on
+        } else {
+            this.active -= 1;
+        }
     }
 
     /** `fetch` with the bearer token; one retry with a fresh token after a 401. */
@@ -40,7 +62,16 @@ class MlbusClient {
     }
 
     /** A JSON call: the answer's body, or a MlbusError. */
-    async call(method, path, { body, timeoutMs = 30000, idempotent = false } = {}) {
+    async call(method, path, options = {}) {
+        await this._slot();
+        try {
+            return await this._call(method, path, options);
+        } finally {
+            this._release();
+        }
+    }
+
+    async _call(method, path, { body, timeoutMs = 30000, idempotent = false } = {}) {
         const headers = { accept: "application/json" };
         if (body !== undefined) {
             headers["content-type"] = "application/json";

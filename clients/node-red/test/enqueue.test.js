@@ -56,20 +56,31 @@ test("a failed run ends on output 2 with the task's own error and a red status",
     });
 });
 
-test("many runs in flight share one stream connection and each ends once", async () => {
+test("1,000 runs in flight share one stream connection and each ends once", async () => {
     await withGateway({}, async (gw) => {
         await load(flowWith(gw, [enqueueNode()]));
         const first = collect("out1");
         const second = collect("out2");
-        const n = 200;
+        const n = 1000;
+        const started = Date.now();
         for (let i = 0; i < n; i += 1) helper.getNode("enq").receive({ payload: { i } });
-        await until(() => first.length === n, 10000, "all accepted");
+        await until(() => first.length === n, 60000, "all accepted").catch((e) => { throw new Error(`${e.message}: ${first.length}, reqs ${gw.requests.length}, state ${helper.getNode("srv").stream.state}`); });
         await until(() => gw.openStreams === 1);
+        assert.equal(helper.getNode("srv").follower.size, n);
+        assert.equal(helper.getNode("enq").status.lastCall.args[0].text, `${n} queued`);
+        const ending = Date.now();
         for (const m of first) gw.setStatus(m.request_id, "completed");
-        await until(() => second.length === n, 10000, "all ends");
-        assert.equal(gw.streamOpens.length, 1);
+        await until(() => second.length === n, 30000, "all ends");
+        const ended = Date.now();
+        assert.equal(gw.streamOpens.length, 1); // one connection for all of them
         assert.equal(new Set(second.map((m) => m.request_id)).size, n);
-        assert.deepEqual(helper.getNode("enq").status.lastCall.args[0].text, "completed");
+        assert.deepEqual(second.map((m) => m.payload.i === undefined), Array(n).fill(true));
+        // each end read once after its notification, plus the first connection's one sweep
+        const reads = gw.requests.filter((r) => r.path.startsWith("/v1/requests/")).length;
+        assert.ok(reads <= 2 * n, `${reads} reads`);
+        assert.equal(helper.getNode("srv").follower.size, 0);
+        assert.equal(helper.getNode("enq").status.lastCall.args[0].text, "completed");
+        console.log(`# many runs: ${n} in flight on ${gw.streamOpens.length} connection; accepted in ${ending - started} ms, ${n} ends delivered in ${ended - ending} ms, ${reads} status reads`);
     });
 });
 
