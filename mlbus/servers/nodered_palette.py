@@ -36,6 +36,10 @@ module.exports = {
     telemetry: { enabled: false, updateNotification: false },
     externalModules: { autoInstall: false, palette: { allowInstall: false } },
     logging: { console: { level: "info", metrics: false, audit: false } },
+    editorTheme: {
+        tours: false,
+        palette: { categories: ["mlbus", "common", "function", "network", "sequence", "parser", "storage"] },
+    },
 };
 """
 
