@@ -38,7 +38,9 @@ module.exports = {
     logging: { console: { level: "info", metrics: false, audit: false } },
     editorTheme: {
         tours: false,
-        palette: { categories: ["mlbus", "common", "function", "network", "sequence", "parser", "storage"] },
+        palette: {
+            categories: ["mlbus", "common", "function", "network", "sequence", "parser", "storage"],
+        },
     },
 };
 """
