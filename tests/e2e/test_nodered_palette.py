@@ -24,16 +24,26 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from clearml_sim.testing import SimServer
+from clearml_sim.testing import SimServer, run_simulator
 from mlbus.servers.keycloak import KeycloakServer
 from mlbus.servers.nodered_palette import PaletteNodeRed, pack
+from mlbus.servers.process import free_port
 from services.agent.app import run as run_agent
 from services.agent.settings import AgentSettings
+from services.enqueuer.app import run as run_enqueuer
+from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from serving_node.testing import RunningNode
 from tests.conftest import Bus
 from tests.e2e.test_enqueue_lifecycle import running_monitor
 from tests.e2e.test_nodered_client import FEATURES, Gateway, map_endpoint, map_task, router
-from tests.fixtures import Worker, monitor_settings, running_worker
+from tests.fixtures import (
+    UNLIMITED,
+    Worker,
+    enqueuer_settings,
+    monitor_settings,
+    running_worker,
+)
 from tests.integration.test_notifier import notifier, notifier_settings
 from tests.support import ThreadedServer, eventually
 
@@ -60,6 +70,30 @@ class Collector:
         self.server = ThreadedServer(
             Starlette(routes=[Route("/{what}", take, methods=["POST"])]), "collector"
         )
+
+
+def ingest_settings(bus: Bus, keycloak: KeycloakServer) -> IngestSettings:
+    """Ingest trusting the real realm (issuer, JWKS, mlbus' audience)."""
+    return IngestSettings(
+        **bus.settings(),
+        jwks_url=keycloak.jwks_url,
+        issuer=keycloak.realm_url,
+        audience="mlbus",
+        instance="ingest-test",
+        **UNLIMITED,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def gateway(bus: Bus, keycloak: KeycloakServer) -> AsyncIterator[Gateway]:
+    """Ingest over real HTTP, where the flow's nodes call."""
+    server = ThreadedServer(create_app(ingest_settings(bus, keycloak)), "ingest")
+    await asyncio.to_thread(server.start)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=15) as client:
+            yield Gateway(server.url, client)
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture(scope="module")
@@ -182,14 +216,14 @@ def palette_flow(gateway: str, keycloak: KeycloakServer) -> list[dict[str, Any]]
     )
     return [
         {"id": "tab", "type": "tab", "label": "mlbus palette e2e"},
-        server_node("alice", gateway, keycloak, "alice"),
-        server_node("operator", gateway, keycloak, "operator"),
+        server_node("srv.alice", gateway, keycloak, "alice"),
+        server_node("srv.operator", gateway, keycloak, "operator"),
         *http_route("in.enqueue", "/e2e/enqueue", "enqueue"),
         {
             "id": "enqueue",
             "type": "mlbus enqueue",
             "z": "tab",
-            "server": "alice",
+            "server": "srv.alice",
             "task_id": "",
             "queue_name": "",
             "input": "payload",
@@ -202,7 +236,7 @@ def palette_flow(gateway: str, keycloak: KeycloakServer) -> list[dict[str, Any]]
             "id": "ondemand",
             "type": "mlbus ondemand",
             "z": "tab",
-            "server": "alice",
+            "server": "srv.alice",
             "machine_id": "",
             "endpoint": "",
             "version": "",
@@ -211,7 +245,7 @@ def palette_flow(gateway: str, keycloak: KeycloakServer) -> list[dict[str, Any]]
             "wires": [["reply"]],
         },
         {
-            "id": "catch",
+            "id": "catcher",
             "type": "catch",
             "z": "tab",
             "scope": ["ondemand", "enqueue"],
@@ -232,7 +266,7 @@ def palette_flow(gateway: str, keycloak: KeycloakServer) -> list[dict[str, Any]]
             "id": "alerts",
             "type": "mlbus notifications",
             "z": "tab",
-            "server": "operator",
+            "server": "srv.operator",
             "kinds": "machine_offline",
             "severity": "info",
             "subject": "e2e-gb*",
@@ -272,6 +306,7 @@ def test_the_packed_palette_installs_into_a_clean_user_dir_and_lists_its_nodes(
     assert not (installed / "test").exists()  # the tarball holds the palette, not its tests
 
 
+@pytest.mark.timeout(600)  # Keycloak's start counts, and on two busy cores it can take minutes
 async def test_a_flow_of_the_palette_follows_a_run_calls_the_model_and_hears_an_alert(
     bus: Bus,
     keycloak: KeycloakServer,
@@ -285,13 +320,13 @@ async def test_a_flow_of_the_palette_follows_a_run_calls_the_model_and_hears_an_
     task_id = await map_task(gateway, keycloak)
     machine_id = await map_endpoint(gateway, keycloak, node)
     nodered.deploy(palette_flow(gateway.url, keycloak))
+    log.info("flow deployed")
     async with cluster(bus, sim), router(bus):
-        queued = await call(
-            nodered, "/e2e/enqueue", {"task_id": task_id, "queue_name": "cpu", "input": {"lr": 0.1}}
-        )
+        queued = await call(nodered, "/e2e/enqueue", {"task_id": task_id, "input": {"lr": 0.1}})
         assert queued.status_code == 200, queued.text
         first = queued.json()
-        assert (first["status"], first["queue"]) == ("queued", "cpu"), first
+        assert (first["status"], first["queue"]) == ("queued", "gpu-a100"), first  # its default
+        log.info("queued: %s", first)
         end = await ended(collector, first["request_id"], 60)
         assert end["status"] == "completed", end
         timeline = end["body"]
@@ -314,6 +349,7 @@ async def test_a_flow_of_the_palette_follows_a_run_calls_the_model_and_hears_an_
         assert refused.status_code == 500, refused.text
         assert refused.json()["code"] == "machine_not_found"
 
+        log.info("the model answered through the flow; now the agent")
         agent = AgentSettings(
             **bus.settings(), machine_id="e2e-gb1", interval_s=0.5, simulate=1, seed=1
         )
@@ -331,3 +367,44 @@ async def test_a_flow_of_the_palette_follows_a_run_calls_the_model_and_hears_an_
         assert told["topic"] == "machine_offline"
         assert told["body"]["subject"] == "e2e-gb1"
         assert told["body"]["status"] == "firing"
+
+
+@pytest.mark.timeout(600)
+async def test_a_run_is_followed_across_a_gateway_restart_and_a_node_red_restart(
+    bus: Bus,
+    keycloak: KeycloakServer,
+    nodered: PaletteNodeRed,
+    collector: Collector,
+) -> None:
+    settings = ingest_settings(bus, keycloak)
+    port = free_port()
+
+    def ingest() -> ThreadedServer:
+        return ThreadedServer(create_app(settings), "ingest", port=port)
+
+    first = ingest()
+    await asyncio.to_thread(first.start)
+    with run_simulator(task_duration_s=6.0, agent_tick_s=0.05) as slow:
+        async with httpx.AsyncClient(base_url=first.url, timeout=15) as client:
+            task_id = await map_task(Gateway(first.url, client), keycloak)
+        nodered.deploy(palette_flow(first.url, keycloak))
+        async with (
+            cluster(bus, slow),
+            running_worker(run_enqueuer, enqueuer_settings(bus, slow, instance="enqueuer-slow")),
+        ):
+            queued = await call(nodered, "/e2e/enqueue", {"task_id": task_id, "input": {}})
+            assert queued.status_code == 200, queued.text
+            rid = queued.json()["request_id"]
+            # both go down while the run is in flight, and come back on the same addresses
+            await asyncio.to_thread(nodered.stop)
+            await asyncio.to_thread(first.stop)
+            second = ingest()
+            await asyncio.to_thread(second.start)
+            try:
+                await asyncio.to_thread(nodered.start)
+                end = await ended(collector, rid, 90)
+            finally:
+                await asyncio.to_thread(second.stop)
+    assert end["status"] == "completed", end
+    assert end["body"]["timeline"][-1]["status"] == "completed"
+    assert [e["request_id"] for e in collector.got["run-end"]] == [rid]  # once
