@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -408,3 +410,78 @@ async def test_a_run_is_followed_across_a_gateway_restart_and_a_node_red_restart
     assert end["status"] == "completed", end
     assert end["body"]["timeline"][-1]["status"] == "completed"
     assert [e["request_id"] for e in collector.got["run-end"]] == [rid]  # once
+
+
+#: Runs one Node-RED follows at once in the bounded test (MLBUS_PALETTE_RUNS; 1,000 was run by
+#: hand for the figure in the README, the default keeps `make test` short).
+MANY_RUNS = int(os.environ.get("MLBUS_PALETTE_RUNS", "200"))
+
+
+def gateway_connections(nodered: PaletteNodeRed, gateway_url: str) -> int:
+    """Node-RED's open TCP connections to the gateway now."""
+    port = int(gateway_url.rsplit(":", 1)[1])
+    assert nodered.child is not None
+    assert nodered.child.proc is not None
+    process = psutil.Process(nodered.child.proc.pid)
+    return sum(
+        1
+        for c in process.net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+@pytest.mark.timeout(900)
+async def test_many_runs_in_flight_are_followed_on_one_connection(
+    bus: Bus,
+    keycloak: KeycloakServer,
+    gateway: Gateway,
+    nodered: PaletteNodeRed,
+    collector: Collector,
+) -> None:
+    task_id = await map_task(gateway, keycloak)
+    nodered.deploy(palette_flow(gateway.url, keycloak))
+    # runs take 0.3 s on 4 simulated GPU slots: they queue up, so most are in flight at once
+    with run_simulator(task_duration_s=0.3, agent_tick_s=0.05) as sim:
+        async with (
+            cluster(bus, sim),
+            running_worker(run_enqueuer, enqueuer_settings(bus, sim, instance="enqueuer-many")),
+        ):
+            started = time.monotonic()
+            limit = asyncio.Semaphore(32)
+
+            async def enqueue() -> str:
+                async with limit:
+                    answer = await call(nodered, "/e2e/enqueue", {"task_id": task_id, "input": {}})
+                assert answer.status_code == 200, answer.text
+                return str(answer.json()["request_id"])
+
+            rids = set(await asyncio.gather(*(enqueue() for _ in range(MANY_RUNS))))
+            accepted_s = time.monotonic() - started
+            in_flight = len(rids) - len(collector.got["run-end"])
+            connections = gateway_connections(nodered, gateway.url)
+
+            async def all_ended() -> bool:
+                return len(collector.got["run-end"]) >= len(rids)
+
+            await eventually(all_ended, timeout_s=600, what=f"{len(rids)} run ends")
+            total_s = time.monotonic() - started
+            idle = await asyncio.to_thread(gateway_connections, nodered, gateway.url)
+    ends = collector.got["run-end"]
+    assert len(rids) == MANY_RUNS
+    assert sorted(e["request_id"] for e in ends) == sorted(rids)  # each once
+    assert all(e["status"] == "completed" for e in ends)
+    log.info(
+        "many runs: %d accepted in %.1f s, %d in flight then on %d connections (%d after), "
+        "all ended after %.1f s",
+        len(rids),
+        accepted_s,
+        in_flight,
+        connections,
+        idle,
+        total_s,
+    )
+    assert in_flight >= MANY_RUNS // 2
+    # Following costs the one notification stream; the calls (enqueues, one status read per
+    # end) share a pool of at most 32 kept-alive connections, however many runs are in flight.
+    assert connections <= 33
+    assert idle <= 4
