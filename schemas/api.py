@@ -223,6 +223,13 @@ class EndpointMappingIn(Model):
     machine_id: str = Field(description="Opaque id of the serving machine.", pattern=OPAQUE_ID)
     endpoint: str = Field(description="Endpoint name.", pattern=NAME)
     timeout_s: float = Field(default=30.0, description="Answer within this or 504.", gt=0, le=600)
+    description: str = Field(default="", description="What the model answers.", max_length=2000)
+    input_schema: dict[str, JSONValue] | None = Field(
+        default=None,
+        description="The shape of the model's input (a JSON Schema), shown to users in the "
+        "catalog; not enforced.",
+        examples=[{"type": "object", "properties": {"capacity": {"type": "integer"}}}],
+    )
 
 
 class EndpointMapping(Model):
@@ -232,6 +239,10 @@ class EndpointMapping(Model):
     endpoint: str = Field(description="Endpoint name.")
     timeout_s: float = Field(description="Timeout, seconds.")
     created_at: datetime = Field(description="When it was registered.")
+    description: str = Field(default="", description="What the model answers.")
+    input_schema: dict[str, JSONValue] | None = Field(
+        default=None, description="The shape of the model's input (a JSON Schema), if declared."
+    )
 
 
 class NotificationPage(Model):
@@ -319,3 +330,32 @@ class ResourcesView(Model):
     at: datetime | None = Field(
         default=None, description="When the newest state was computed (None: no state yet)."
     )
+
+
+class CatalogTask(Model):
+    """A training task a user may enqueue (no real ClearML id)."""
+
+    task_id: str = Field(description="Opaque id to send as `task_id`.")
+    description: str = Field(description="What the task trains.")
+    default_queue: str = Field(description="Where it runs when no queue is asked.")
+    queues: list[str] = Field(description="Queues it may run on (`auto` chooses among them).")
+
+
+class CatalogEndpoint(Model):
+    """A model endpoint a user may call (no replica address)."""
+
+    machine_id: str = Field(description="Opaque id to send as `machine_id`.")
+    endpoint: str = Field(description="Endpoint name to send as `endpoint`.")
+    description: str = Field(description="What the model answers.")
+    machine_description: str = Field(description="What the serving machine serves.")
+    timeout_s: float = Field(description="The gateway answers 504 after this.")
+    input_schema: dict[str, JSONValue] | None = Field(
+        default=None, description="The shape of the input, when the mapping declares one."
+    )
+
+
+class Catalog(Model):
+    """What the caller may use: `GET /v1/catalog` (editors offer these ids in pick lists)."""
+
+    tasks: list[CatalogTask] = Field(description="Tasks, by opaque id.")
+    endpoints: list[CatalogEndpoint] = Field(description="Endpoints, by machine and name.")

@@ -22,8 +22,8 @@ class ThreadedServer:
 
     `app` may be a factory taking the server's URL, for apps that must know where they live."""
 
-    def __init__(self, app: Any, name: str, *, factory: bool = False) -> None:
-        self.app, self.name, self.factory = app, name, factory
+    def __init__(self, app: Any, name: str, *, factory: bool = False, port: int = 0) -> None:
+        self.app, self.name, self.factory, self.port = app, name, factory, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -31,7 +31,7 @@ class ThreadedServer:
     def start(self, timeout_s: float = 30.0) -> ThreadedServer:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self.port))  # 0: any free port; a fixed one to restart on it
         port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
         app = self.app(self.url) if self.factory else self.app

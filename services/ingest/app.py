@@ -20,6 +20,7 @@ from services.ingest import (
     admin,
     artifacts,
     audit,
+    catalog,
     dashboard,
     handlers,
     logs,
@@ -120,7 +121,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     install_error_handlers(app)
     # Routes are matched in order, each a regex: the on-demand path, the one that waits on the
     # caller's latency, is tried first.
-    for module in (ondemand, handlers, admin, notifications, resources, artifacts):
+    for module in (ondemand, handlers, admin, notifications, resources, artifacts, catalog):
         app.include_router(module.router)
     for router in (logs.admin_router, logs.user_router, dashboard.router, audit.router):
         app.include_router(router)
