@@ -3,6 +3,8 @@ Accept-Language, else English. A missing Italian text falls back to the English 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 LANGUAGES = ("en", "it")
 COOKIE = "mlbus_lang"
 
@@ -58,6 +60,10 @@ EN: dict[str, str] = {
     "clearml_task_id": "ClearML task id",
     "default_queue": "Default queue",
     "allowed_queues": "Allowed queues (comma-separated)",
+    "allowed": "Allowed queues",
+    "offline": "Offline",
+    "machines_h": "Machines",
+    "no_gpus": "No GPU readings.",
     "description": "Description",
     "created": "Created",
     "created_by": "Created by",
@@ -171,6 +177,10 @@ IT: dict[str, str] = {
     "clearml_task_id": "Id del task ClearML",
     "default_queue": "Coda predefinita",
     "allowed_queues": "Code ammesse (separate da virgole)",
+    "allowed": "Code ammesse",
+    "offline": "Non attiva",
+    "machines_h": "Macchine",
+    "no_gpus": "Nessuna lettura delle GPU.",
     "description": "Descrizione",
     "created": "Creato",
     "created_by": "Creato da",
@@ -252,7 +262,7 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
     return min(ranked)[2] if ranked else "en"
 
 
-def translator(lang: str) -> object:
+def translator(lang: str) -> Callable[..., str]:
     """`t(key, **fields)` for templates."""
     table = MESSAGES.get(lang, EN)
 

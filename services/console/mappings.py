@@ -59,7 +59,7 @@ KINDS = {
         (
             ("task_id", "task_id"),
             ("default_queue", "default_queue"),
-            ("allowed_queues", "allowed_queues"),
+            ("allowed_queues", "allowed"),
             ("description", "description"),
             ("created_by", "created_by"),
         ),

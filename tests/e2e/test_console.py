@@ -98,9 +98,11 @@ async def shot(page: Page, name: str, tmp_path: Path) -> None:
     await page.screenshot(path=str(folder / f"console-{name}.png"), full_page=True)
 
 
-async def sign_in(chromium: Browser, stack: Stack, user: str) -> tuple[BrowserContext, Page]:
+async def sign_in(
+    chromium: Browser, stack: Stack, user: str, locale: str = "en-GB"
+) -> tuple[BrowserContext, Page]:
     """A fresh browser that signs in through Keycloak's own login page."""
-    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
     page = await context.new_page()
     await page.goto(f"{stack.console}/login")
     await page.wait_for_url(f"{stack.keycloak.url}/**")
@@ -195,6 +197,24 @@ async def test_admin_maps_a_task_a_user_runs_it_and_the_dashboard_counts_it(
     )
     await no_serious_violations(admin)
     await shot(admin, "dashboard", tmp_path)
+
+    # The logs: the enqueue is there with its detail page (timeline, latency split).
+    await admin.goto(f"{stack.console}/logs/enqueue")
+    await expect(admin.locator(f"#logs tr[data-request-id='{rid}']")).to_contain_text("alice")
+    await no_serious_violations(admin)
+    await shot(admin, "logs", tmp_path)
+    export = await admin.request.get(f"{stack.console}/logs/enqueue/export.csv")
+    assert export.status == 200
+    assert rid in await export.text()
+    await admin.goto(f"{stack.console}/requests/{rid}")
+    await expect(admin.locator("#request-status")).to_have_text("completed")
+    await expect(admin.locator("#latency")).to_be_visible()
+    await no_serious_violations(admin)
+
+    # Italian: by the switch, and by Accept-Language in a browser that prefers it.
+    await admin.goto(f"{stack.console}/lang/it?next=/dashboard")
+    await expect(admin.locator("h1")).to_have_text("Cruscotto")
+    await no_serious_violations(admin)
     assert offsite == []
     await admin_context.close()
     await alice_context.close()
@@ -233,11 +253,12 @@ async def test_roles_privacy_csrf_and_logout(
     assert denied.status == 403
     await alice_context.close()
 
-    bob_context, bob = await sign_in(browser, stack, "bob")
+    bob_context, bob = await sign_in(browser, stack, "bob", locale="it-IT")
     theirs = await bob.goto(f"{stack.console}/requests/{rid}")
     assert theirs is not None
     assert theirs.status == 404
     await bob.goto(f"{stack.console}/my/requests")
+    await expect(bob.locator("h1")).to_have_text("Le mie richieste")  # Accept-Language: it-IT
     await expect(bob.locator(f"tr[data-request-id='{rid}']")).to_have_count(0)
     assert rid not in await bob.content()
     await bob_context.close()

@@ -21,7 +21,7 @@ function drawCharts(root) {
         {}
       ],
       series: [
-        {},
+        { label: figure.dataset.xLabel, value: function (u, i) { return i == null ? "--" : data.labels[i]; } },
         { label: figure.dataset.label, stroke: "#1f5fa8", width: 2, fill: "rgba(31,95,168,0.12)" },
         { label: figure.dataset.errorsLabel, stroke: "#b3261e", width: 1 }
       ]
