@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse
 from services.console.web import Admin, Operator, User, console_of, render
 
 router = APIRouter()
+#: Rows of "my requests" (refreshed every 2 s: each refresh is one API page of this size).
+MY_ROWS = 20
 FINAL = frozenset({"completed", "failed", "stopped", "answered", "rejected", "timeout", "error"})
 
 
@@ -81,20 +83,27 @@ async def notifications(
 ) -> HTMLResponse:
     """Notifications (everyone's for operators and admins, one's own for users: the API says)."""
     page = await console_of(request).api.get(session, "/v1/notifications", before=before, limit=50)
-    return render(request, "notifications.html", session, page=page)
+    return render(request, "notifications.html", session, page=page, before=before)
+
+
+@router.get("/notifications/rows")
+async def notification_rows(request: Request, session: User) -> HTMLResponse:
+    """The newest notifications' rows (htmx refreshes the first page live)."""
+    page = await console_of(request).api.get(session, "/v1/notifications", limit=50)
+    return render(request, "_notification_rows.html", session, page=page, before=None)
 
 
 @router.get("/my/requests")
 async def my_requests(request: Request, session: User) -> HTMLResponse:
     """One's own requests, newest first, their status refreshed live."""
-    page = await console_of(request).api.get(session, "/v1/logs", limit=50)
+    page = await console_of(request).api.get(session, "/v1/logs", limit=MY_ROWS)
     return render(request, "my_requests.html", session, page=page, final=FINAL)
 
 
 @router.get("/my/requests/rows")
 async def my_request_rows(request: Request, session: User) -> HTMLResponse:
     """The rows of the list above (htmx refreshes them)."""
-    page = await console_of(request).api.get(session, "/v1/logs", limit=50)
+    page = await console_of(request).api.get(session, "/v1/logs", limit=MY_ROWS)
     return render(request, "_my_rows.html", session, page=page, final=FINAL)
 
 

@@ -143,7 +143,18 @@ async def test_admin_maps_a_task_a_user_runs_it_and_the_dashboard_counts_it(
     await admin.click("#create button[type=submit]")
     await expect(admin.locator("#e-clearml_task_id")).to_be_visible()
     await expect(admin.locator("#f-clearml_task_id")).to_have_attribute("aria-invalid", "true")
+
+    # A queue the cluster lacks: the known queues are offered (once the monitor has seen them).
+    async def queues_known() -> Any:
+        return (await api(stack, "admin", "/v1/resources"))["queues"]
+
+    await eventually(queues_known, timeout_s=30, what="the monitor's queues")
     await admin.fill("#f-clearml_task_id", PARKING)
+    await admin.fill("#f-default_queue", "nowhere")
+    await admin.click("#create button[type=submit]")
+    await expect(admin.locator("#known-queues")).to_contain_text("gpu-a100")
+    await expect(admin.locator("#f-clearml_task_id")).to_have_value(PARKING)  # the form is kept
+    await admin.fill("#f-default_queue", "gpu-a100")
     await admin.fill("#f-allowed_queues", "gpu-t4, cpu")
     await admin.fill("#f-description", "Parking occupancy forecast")
     await admin.click("#create button[type=submit]")
@@ -268,6 +279,9 @@ async def test_roles_privacy_csrf_and_logout(
     assert operator.url == f"{stack.console}/resources"
     await no_serious_violations(operator)
     await shot(operator, "resources", tmp_path)
+    await operator.goto(f"{stack.console}/notifications")
+    await expect(operator.locator("h1")).to_have_text("Notifications")
+    await no_serious_violations(operator)
     page = await operator.goto(f"{stack.console}/mappings/tasks")
     assert page is not None
     assert page.status == 403
