@@ -9,7 +9,6 @@ ended) ends the console's session too.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -55,30 +54,6 @@ class IngestApi:
     async def delete(self, session: Session, path: str) -> None:
         """DELETE a resource."""
         await self._json("DELETE", path, await self.token(session))
-
-    async def stream(
-        self, session: Session, path: str, *, accept: str, **params: Any
-    ) -> AsyncIterator[bytes]:
-        """A streamed body (CSV export), passed on chunk by chunk as ingest sends it."""
-        headers = {"Authorization": f"Bearer {await self.token(session)}", "Accept": accept}
-        request = self.http.build_request("GET", path, headers=headers, params=_clean(params))
-        try:
-            response = await self.http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise ApiUnavailable(f"The API did not answer: {exc}") from exc
-        if response.status_code >= 400:
-            await response.aread()
-            await response.aclose()
-            raise _failure(response)
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.aiter_raw():
-                    yield chunk
-            finally:
-                await response.aclose()
-
-        return chunks()
 
     async def _json(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"}

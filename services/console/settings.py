@@ -44,6 +44,12 @@ class ConsoleSettings(BaseSettings):
         description="Send the session cookie over HTTPS only (set it behind TLS in production).",
     )
     api_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of calls to ingest.")
+    export_page_pause_s: float = Field(
+        default=0.02,
+        ge=0,
+        description="Pause between the API pages of a CSV export (200 rows each): bounds what "
+        "an export asks of ingest (at most ~10,000 rows/s) beside live traffic.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @property
