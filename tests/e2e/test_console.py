@@ -208,6 +208,19 @@ async def test_admin_maps_a_task_a_user_runs_it_and_the_dashboard_counts_it(
     )
     await no_serious_violations(admin)
     await shot(admin, "dashboard", tmp_path)
+    # Live: a mapping made elsewhere shows in the counts without a reload.
+    await admin.evaluate("window.notReloaded = true")
+    token = await asyncio.to_thread(stack.token, "admin")
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        other = await client.post(
+            "/v1/admin/task-mappings?force=true",
+            json={"clearml_task_id": "f" * 32, "default_queue": "gpu-a100"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert other.status_code == 201, other.text
+    await expect(admin.locator("#n-tasks")).to_have_text(str(expected["tasks"] + 1), timeout=15_000)
+    assert await admin.evaluate("window.notReloaded") is True
+    await expect(admin.locator("#chart-enqueue-hours canvas")).to_have_count(1)  # redrawn
 
     # The logs: the enqueue is there with its detail page (timeline, latency split).
     await admin.goto(f"{stack.console}/logs/enqueue")
