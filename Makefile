@@ -1,4 +1,4 @@
-# The two commands of the README, and `make check` (format, lint, types).
+# The two commands of the README, and `make check` (format, lint, types, deploy/ manifests and rules).
 .PHONY: run test check bootstrap
 
 bootstrap:
@@ -14,3 +14,4 @@ check: bootstrap
 	@.venv/bin/ruff format --check .
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy .
+	@bash deploy/check.sh

@@ -5,16 +5,18 @@ closed loop, then fixed rates. Reports p50/p95/p99 of each path, the latency mlb
 highest rate whose p99 through mlbus stays under 100 ms, and lost replies (must be 0).
 
     .venv/bin/python -m bench.ondemand [--rates 50 200 500] [--seconds 10] [--closed 2000]
-        [--warmup 30]
+        [--warmup 30] [--otlp] [--local-quotas]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import aiohttp
 from pymongo import MongoClient
@@ -58,8 +60,40 @@ async def drive(
     return latencies, failed
 
 
+class _OtlpSink(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver that takes every export and keeps nothing (`--otlp`): the cost
+    measured is mlbus making, encoding and sending its spans, not a collector's."""
+
+    received: ClassVar[list[int]] = [0, 0]  # exports, bytes
+
+    def do_POST(self) -> None:
+        size = int(self.headers.get("content-length") or 0)
+        self.rfile.read(size)
+        _OtlpSink.received[0] += 1
+        _OtlpSink.received[1] += size
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def _otlp_sink() -> str:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _OtlpSink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/v1/traces"
+
+
 async def run(args: argparse.Namespace) -> None:
     stack = Stack(profile=args.profile)
+    if args.otlp:
+        stack.extra_env["MLBUS_OTLP_ENDPOINT"] = _otlp_sink()
+        say(f"tracing on: spans exported to {stack.extra_env['MLBUS_OTLP_ENDPOINT']}")
+    if args.local_quotas:
+        stack.extra_env["MLBUS_INGEST_SHARED_QUOTAS"] = "false"
+        say("quotas counted by ingest alone (not in MongoDB)")
     node_port = free_port()
     await asyncio.to_thread(stack.start, ["ingest", "inference_router"])
     stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
@@ -153,6 +187,10 @@ async def run(args: argparse.Namespace) -> None:
     under = [r["rate"] for r in report["runs"] if r["rate"] and r["mlbus"]["p99"] < 100]
     report["highest_rate_p99_under_100ms"] = max(under) if under else None
     say(f"highest fixed rate with mlbus p99 < 100 ms: {report['highest_rate_p99_under_100ms']}")
+    if args.otlp:
+        exports, size = _OtlpSink.received
+        report["otlp"] = {"exports": exports, "bytes": size}
+        say(f"spans exported: {exports} OTLP requests, {size / 1e6:.1f} MB")
     say(f"raw numbers: {write_report('ondemand', report)}")
 
 
@@ -191,6 +229,14 @@ def main() -> None:
         "--warmup", type=float, default=30.0, help="seconds at 100/s through mlbus first"
     )
     parser.add_argument("--profile", nargs="*", default=[], help="services to run under cProfile")
+    parser.add_argument(
+        "--otlp", action="store_true", help="tracing on, exported to a local OTLP sink"
+    )
+    parser.add_argument(
+        "--local-quotas",
+        action="store_true",
+        help="quotas counted in ingest's memory: the cost of the shared counters, by difference",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         report_interval_s=args.report_interval,
     )
     app = create_app(config)
+    app.sim.state.files_url = f"http://{args.host}:{args.port}/files"
     # the one line of user-facing output: where to point CLEARML_API_HOST
     sys.stdout.write(
         f"clearml-sim listening on http://{args.host}:{args.port} "

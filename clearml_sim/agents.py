@@ -6,7 +6,15 @@ slots pull the oldest entry of the agent's queues (in priority order), and each 
 task's hyperparameters, so clones inherit it from their template:
 
 - ``Sim/duration_s``: run time in seconds (else the agent's, else the configured default);
-- ``Sim/fail``: ``true`` makes the run fail, with ``Sim/fail_message`` as the status message.
+- ``Sim/fail``: ``true`` makes the run fail: the script's traceback, ending in
+  ``RuntimeError: <Sim/fail_message>``, goes to the console log, and the task ends as the real
+  agent ends it (``clearml_agent/commands/worker.py``): status_reason ``worker execution exit
+  code <Sim/exit_code, 1>``, status_message ``Changed by clearml-agent <worker>``, which is all
+  a status poll sees of the failure.
+
+While a run lasts, its console log moves the task's ``last_update`` (as the SDK's reports do). A
+task ``in_progress`` whose ``last_update`` is older than ``watchdog_s`` (2 h on the server) is
+stopped by the non-responsive watchdog (``bll/task/non_responsive_tasks_watchdog.py``).
 
 A stopped agent sends nothing and pulls nothing (its running tasks stay ``in_progress``, like a
 dead machine's); it drops out of ``workers.get_all`` by ``last_seen`` and, after the worker
@@ -20,7 +28,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from clearml_sim import queues, workers
+from clearml_sim import events, queues, results, workers
 from clearml_sim.agent_stats import last_metrics, machine_stats
 from clearml_sim.state import Doc, SimState
 from clearml_sim.status import COMPLETED, FAILED, IN_PROGRESS, QUEUED, STOPPED, change_status
@@ -40,6 +48,7 @@ class Run:
     end_at: float
     fail: bool
     message: str
+    exit_code: int = 1
 
 
 @dataclass(slots=True)
@@ -133,6 +142,7 @@ class AgentPool:
         for agent in list(self.agents.values()):
             if not agent.paused:
                 self._step(agent, now)
+        self._watchdog(now)
         if now >= self._next_queue_sample:
             queues.sample_queues(self.state, now)
             self._next_queue_sample = now + self.state.config.report_interval_s
@@ -151,21 +161,41 @@ class AgentPool:
             if task is None or task["status"] != IN_PROGRESS:
                 del agent.runs[tid]  # changed behind the agent's back (reset, forced status)
             elif task["status_message"] == "stopping":
-                self._finish(agent, task, STOPPED, "user abort", f"Aborted by {agent.name}")
+                events.add_log(self.state, tid, "Process terminated by user", worker=agent.name)
+                self._finish(agent, task, STOPPED, "user abort")
             elif now >= run.end_at:
                 if run.fail:
-                    self._finish(agent, task, FAILED, "worker execution exit code 1", run.message)
+                    self._log_failure(agent, run)
+                    reason = f"worker execution exit code {run.exit_code}"
+                    self._finish(agent, task, FAILED, reason)
                 else:
                     task["last_iteration"] = _int(param(task, "General", "epochs"), 1)
                     task["last_metrics"] = last_metrics(agent.rng)
-                    self._finish(agent, task, COMPLETED, "", f"Completed by {agent.name}")
+                    results.run_outputs(self.state, task, agent.rng, task["last_iteration"])
+                    self._finish(agent, task, COMPLETED, "worker execution done")
             else:
                 continue
             changed = True
         return changed
 
-    def _finish(self, agent: SimAgent, task: Doc, status: str, reason: str, message: str) -> None:
+    def _log_failure(self, agent: SimAgent, run: Run) -> None:
+        """What the failing script printed, then the agent's own line, as a real run logs."""
+        lines = [
+            "Traceback (most recent call last):",
+            '  File "/root/.clearml/venvs-builds/3.11/task_repository/train.py", line 42, in main',
+            "    raise RuntimeError(message)",
+            f"RuntimeError: {run.message}",
+        ]
+        events.add_log(self.state, run.task_id, "\n".join(lines), level="error", worker=agent.name)
+        events.add_log(
+            self.state, run.task_id, f"Process failed, exit code {run.exit_code}", worker=agent.name
+        )
+
+    def _finish(self, agent: SimAgent, task: Doc, status: str, reason: str) -> None:
+        """End a run as clearml-agent does: its own words in status_message, whatever the
+        script said before (the real agent's ``tasks.failed`` overwrites the SDK's text)."""
         del agent.runs[task["id"]]
+        message = f"Changed by clearml-agent {agent.name}"
         change_status(self.state, task, status, force=True, reason=reason, message=message)
         log.debug("agent %s: task %s -> %s", agent.name, task["id"], status)
 
@@ -194,9 +224,25 @@ class AgentPool:
             duration = self.state.config.task_duration_s
         fail = (param(task, "Sim", "fail") or "").strip().lower() in _TRUE
         message = param(task, "Sim", "fail_message") or "Simulated failure (Sim/fail=true)"
-        agent.runs[task["id"]] = Run(task["id"], qid, now + max(0.0, duration), fail, message)
+        code = _int(param(task, "Sim", "exit_code"), 1) or 1
+        agent.runs[task["id"]] = Run(task["id"], qid, now + max(0.0, duration), fail, message, code)
+        events.add_log(
+            self.state, task["id"], f"Running task id [{task['id']}]:", worker=agent.name
+        )
+
+    def _watchdog(self, now: float) -> None:
+        """Stop tasks in progress whose ``last_update`` is older than the threshold."""
+        cutoff = iso(now - self.state.config.watchdog_s)
+        for tid in list(self.state.status_index.get(IN_PROGRESS, {})):
+            task = self.state.tasks[tid]
+            if task["last_update"] < cutoff:
+                reason = "Forced stop (non-responsive)"
+                change_status(self.state, task, STOPPED, force=True, reason=reason, message=reason)
+                log.info("watchdog: task %s stopped (non-responsive)", tid)
 
     def _report(self, agent: SimAgent, now: float) -> None:
+        for tid in agent.runs:
+            events.add_log(self.state, tid, "training...", worker=agent.name)
         run = next(iter(agent.runs.values()), None)
         body: Doc = {
             "worker": agent.name,

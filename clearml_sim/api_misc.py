@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clearml_sim import errors, projects, query
+from clearml_sim import errors, events, projects, query, results
 from clearml_sim.endpoint import Call, Doc, Endpoint
 
 
@@ -45,8 +45,22 @@ def projects_create(call: Call) -> Doc:
 
 
 def events_add_batch(call: Call) -> Doc:
-    """Accepted and dropped: the simulator keeps no event store."""
-    return {"added": len(call.batch) if call.batch is not None else 1, "errors": 0}
+    """Log events are kept (``events.get_task_log``); other kinds are accepted and dropped."""
+    batch = call.batch if call.batch is not None else [call.body]
+    return {"added": events.add_batch(call.sim.state, batch), "errors": 0}
+
+
+def events_get_task_log(call: Call) -> Doc:
+    call.require("task")
+    return events.task_log(call.sim.state, call.body)
+
+
+def events_latest_scalars(call: Call) -> Doc:
+    return results.latest_scalars(call.sim.state, call.body)
+
+
+def models_get_all(call: Call) -> Doc:
+    return results.models_get_all(call.sim.state, call.body)
 
 
 def server_info(call: Call) -> Doc:
@@ -84,6 +98,9 @@ ENDPOINTS = [
     Endpoint("projects.get_by_id", projects_get_by_id),
     Endpoint("projects.create", projects_create),
     Endpoint("events.add_batch", events_add_batch),
+    Endpoint("events.get_task_log", events_get_task_log, "2.9"),
+    Endpoint("events.get_task_latest_scalar_values", events_latest_scalars),
+    Endpoint("models.get_all", models_get_all),
     Endpoint("server.info", server_info, "2.1"),
     Endpoint("debug.ping", ping, "1.0", auth=False),
     Endpoint("users.get_current_user", current_user),

@@ -10,7 +10,11 @@ from clearml_sim.timeutil import iso
 def _select(call: Call) -> list[Doc]:
     state, body = call.sim.state, call.body
     ids = query.as_list(body.get("id"))
-    qids = [q for q in ids if q in state.queues] if ids else list(state.queues)
+    if ids:
+        qids = [q for q in ids if q in state.queues]
+    else:
+        hidden_ok = bool(body.get("search_hidden"))
+        qids = [q for q in state.queues if queues.visible(state, q, hidden_ok)]
     if body.get("name"):
         pattern = query.regex(body["name"])
         qids = [q for q in qids if pattern.search(state.queues[q]["name"])]

@@ -115,7 +115,7 @@ def get_configurations(call: Call) -> Doc:
 def enqueue(call: Call) -> Doc:
     body = call.body
     watched = workers.watched_queues(call.sim.state) if body.get("verify_watched_queue") else None
-    return lifecycle.enqueue(call.sim.state, body, watched)
+    return lifecycle.enqueue(call.sim.state, body, watched, call.seen_status)
 
 
 def dequeue(call: Call) -> Doc:
@@ -134,8 +134,7 @@ def _status_handler(new: str) -> Callable[[Call], Doc]:
     def handler(call: Call) -> Doc:
         state, body = call.sim.state, call.body
         task = state.get_task(call.require("task"))
-        if new != IN_PROGRESS and task["status"] == "queued":
-            queues.remove(state, task["id"])
+        was_queued = task["status"] == "queued"
         fields = change_status(
             state,
             task,
@@ -143,7 +142,10 @@ def _status_handler(new: str) -> Callable[[Call], Doc]:
             force=bool(body.get("force")),
             reason=body.get("status_reason"),
             message=body.get("status_message"),
+            seen=call.seen_status,
         )
+        if new != IN_PROGRESS and was_queued:
+            queues.remove(state, task["id"])
         result: Doc = {"updated": 1, "fields": fields}
         if new == IN_PROGRESS:
             result["started"] = 1
@@ -177,16 +179,16 @@ ENDPOINTS = [
     Endpoint("tasks.edit_hyper_params", edit_hyper_params, "2.9"),
     Endpoint("tasks.get_hyper_params", get_hyper_params, "2.9"),
     Endpoint("tasks.get_configurations", get_configurations, "2.9"),
-    Endpoint("tasks.enqueue", enqueue),
+    Endpoint("tasks.enqueue", enqueue, changes_status=True),
     Endpoint("tasks.dequeue", dequeue),
     Endpoint("tasks.stop", stop),
     Endpoint("tasks.reset", reset),
-    Endpoint("tasks.started", _status_handler(IN_PROGRESS)),
-    Endpoint("tasks.failed", _status_handler(FAILED)),
-    Endpoint("tasks.completed", _status_handler(COMPLETED), "2.2"),
-    Endpoint("tasks.stopped", _status_handler(STOPPED)),
-    Endpoint("tasks.close", _status_handler(CLOSED)),
-    Endpoint("tasks.publish", _status_handler(PUBLISHED)),
+    Endpoint("tasks.started", _status_handler(IN_PROGRESS), changes_status=True),
+    Endpoint("tasks.failed", _status_handler(FAILED), changes_status=True),
+    Endpoint("tasks.completed", _status_handler(COMPLETED), "2.2", changes_status=True),
+    Endpoint("tasks.stopped", _status_handler(STOPPED), changes_status=True),
+    Endpoint("tasks.close", _status_handler(CLOSED), changes_status=True),
+    Endpoint("tasks.publish", _status_handler(PUBLISHED), changes_status=True),
     Endpoint("tasks.ping", ping),
     Endpoint("tasks.delete", delete),
 ]

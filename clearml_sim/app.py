@@ -10,10 +10,11 @@ import asyncio
 import logging
 import os
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
-from clearml_sim import api_misc, api_queues, api_tasks, api_workers, control, errors
+from clearml_sim import api_misc, api_queues, api_tasks, api_workers, control, errors, results
 from clearml_sim.asgi import Receive, Scope, Send, header, query_args, read_body, send_json
 from clearml_sim.config import SimConfig
 from clearml_sim.endpoint import Call, Doc, Endpoint
@@ -103,6 +104,8 @@ class SimApp:
         if kind == "http":
             if scope["path"].startswith("/_sim"):
                 await control.handle(self.sim, scope, receive, send)
+            elif scope["path"].startswith("/files/"):
+                await self._file(scope, send)
             else:
                 await self._api(scope, receive, send)
         elif kind == "lifespan":
@@ -118,12 +121,15 @@ class SimApp:
             if endpoint is None or _version_tuple(version) < _version_tuple(endpoint.min_version):
                 actual = None
                 raise errors.unknown_endpoint(name, version)
+            call = self._call(endpoint, scope, raw)
             delay, fault = self.sim.faults.decide(name)
             if delay:
                 await asyncio.sleep(delay)
             if fault is not None:
                 raise fault
-            data = self._dispatch(endpoint, scope, raw)
+            if endpoint.auth:
+                self.sim.auth.check(call.authorization)
+            data = endpoint.handler(call)
             err = None
         except errors.ApiError as exc:
             err = exc
@@ -132,16 +138,39 @@ class SimApp:
             err = errors.general_error()
         await send_json(send, err.code if err else 200, envelope(name, version, actual, err, data))
 
-    def _dispatch(self, endpoint: Endpoint, scope: Scope, raw: bytes) -> Doc:
+    async def _file(self, scope: Scope, send: Send) -> None:
+        """The file server: the bytes of an uploaded artifact or model, or 404."""
+        path = unquote(scope["path"][len("/files/") :])
+        try:
+            content = results.get_file(self.sim.state, path)
+        except errors.ApiError:
+            await send_json(send, 404, {"detail": "not found"})
+            return
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(len(content)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _call(self, endpoint: Endpoint, scope: Scope, raw: bytes) -> Call:
+        """The call as read on arrival: body, client, and, for a status change, the task's
+        status then (what the server's read-then-conditional-update compares against)."""
         body, batch = parse_body(raw, header(scope, b"content-type"))
         if scope["query_string"]:
             body.update(query_args(scope["query_string"]))
-        authorization = header(scope, b"authorization")
-        if endpoint.auth:
-            self.sim.auth.check(authorization)
         client = scope.get("client")
-        call = Call(self.sim, body, batch, client[0] if client else "127.0.0.1", authorization)
-        return endpoint.handler(call)
+        call = Call(
+            self.sim,
+            body,
+            batch,
+            client[0] if client else "127.0.0.1",
+            header(scope, b"authorization"),
+        )
+        if endpoint.changes_status and isinstance(body.get("task"), str):
+            task = self.sim.state.tasks.get(body["task"])
+            call.seen_status = task["status"] if task is not None else None
+        return call
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

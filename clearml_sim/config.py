@@ -19,6 +19,8 @@ class SimConfig:
     agent_tick_s: float = 0.1
     report_interval_s: float = 5.0
     worker_timeout_s: float = 600.0
+    #: The non-responsive task watchdog's threshold (the server's default: 2 h).
+    watchdog_s: float = 7200.0
     stats_retention: int = 4320
     token_ttl_s: int = 30 * 24 * 3600
     api_version: str = "2.31"

@@ -23,6 +23,9 @@ class Call:
     batch: list[Doc] | None = None
     client_ip: str = "127.0.0.1"
     authorization: str | None = None
+    #: The task's status when the call arrived, for endpoints that change a status: the server
+    #: reads the task, then updates it on condition that the status is still this one.
+    seen_status: str | None = None
 
     def require(self, key: str) -> Any:
         """A required body field (400/11 when missing)."""
@@ -43,3 +46,6 @@ class Endpoint:
     handler: Handler
     min_version: str = "1.0"
     auth: bool = True
+    #: Changes ``body["task"]``'s status with the server's conditional update (400/121 when the
+    #: status moved between the read and the write, e.g. during injected latency).
+    changes_status: bool = False

@@ -86,6 +86,19 @@ def invalid_status_expected(expected: str | Iterable[str], status: str) -> ApiEr
     return make(400, 110, "Invalid task status", expected=expected, status=status)
 
 
+def failed_changing_task_status(task_id: str, current: str, new: str) -> ApiError:
+    """400/121: the conditional status update found the task no longer in the status it read
+    (another call changed it in between: ``bll/task/utils.py::ChangeStatusRequest.execute``)."""
+    return make(
+        400,
+        121,
+        "Failed changing task status. probably someone changed it before you",
+        task_id=task_id,
+        current_status=current,
+        new_status=new,
+    )
+
+
 def invalid_queue_id(queue_id: Any) -> ApiError:
     return make(400, 701, "Invalid queue id", queue_id=queue_id)
 

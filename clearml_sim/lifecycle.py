@@ -33,14 +33,20 @@ def resolve_queue(state: SimState, body: Doc) -> str:
     return str(queues.default_queue(state)["id"])
 
 
-def enqueue(state: SimState, body: Doc, watched: set[str] | None = None) -> dict[str, Any]:
-    """``tasks.enqueue`` (§4.3)."""
+def enqueue(
+    state: SimState, body: Doc, watched: set[str] | None = None, seen: str | None = None
+) -> dict[str, Any]:
+    """``tasks.enqueue`` (§4.3): the status is checked against the one read on arrival
+    (``seen``) and changed on condition that it still holds (400/121 when another call moved
+    it meanwhile); then the queue entry is pushed."""
     task = state.get_task(body.get("task"))
     qid = resolve_queue(state, body)
     force = bool(body.get("force"))
-    prev = task["status"]
+    prev = task["status"] if seen is None else seen
     if not force and (prev not in _ENQUEUEABLE or not can_change(prev, QUEUED)):
         raise errors.invalid_status_change(prev, QUEUED)
+    if task["status"] != prev:
+        raise errors.failed_changing_task_status(task["id"], prev, QUEUED)
     queues.push(state, qid, task["id"])
     fields = change_status(
         state,

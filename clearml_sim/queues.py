@@ -43,6 +43,15 @@ def create_queue(
     return doc
 
 
+#: System tags that hide a queue from listings unless ``search_hidden`` (k8s glue's own queues).
+HIDDEN_TAGS = frozenset({"hidden", "k8s-glue"})
+
+
+def visible(state: SimState, qid: str, search_hidden: bool) -> bool:
+    """Whether a listing that does not say ``search_hidden`` shows the queue."""
+    return search_hidden or not HIDDEN_TAGS & set(state.queues[qid]["system_tags"])
+
+
 def default_queue(state: SimState) -> Doc:
     """The queue whose system tags hold ``default`` (400/707 or 400/708 otherwise)."""
     found = [q for q in state.queues.values() if "default" in q["system_tags"]]

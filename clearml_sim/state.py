@@ -50,6 +50,8 @@ class SimState:
     def __init__(self, config: SimConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        #: Where the simulated file server is reached (set by whoever serves the simulator).
+        self.files_url = "http://127.0.0.1:8008/files"
         self.clear()
 
     def clear(self) -> None:
@@ -66,6 +68,13 @@ class SimState:
         self.task_queue: dict[str, str] = {}
         self.projects: dict[str, Doc] = {}
         self.workers: dict[str, WorkerRecord] = {}
+        #: Console log events per task (``events.add_batch`` type ``log``), oldest first.
+        self.task_logs: dict[str, deque[Doc]] = {}
+        #: Scalar events per task and (metric, variant): (iteration, value, timestamp ms).
+        self.task_scalars: dict[str, dict[tuple[str, str], list[tuple[int, float, int]]]] = {}
+        self.models: dict[str, Doc] = {}
+        #: The file server's content by path.
+        self.files: dict[str, bytes] = {}
         self._seq = 0
 
     # ---- task indexes -------------------------------------------------------------------------
@@ -86,6 +95,8 @@ class SimState:
         _index_remove(self.tag_index, doc["tags"], tid)
         _index_remove(self.system_tag_index, doc["system_tags"], tid)
         self.status_index.get(doc["status"], {}).pop(tid, None)
+        self.task_logs.pop(tid, None)
+        self.task_scalars.pop(tid, None)
         qid = self.task_queue.pop(tid, None)
         if qid is not None:
             self.queue_entries.get(qid, {}).pop(tid, None)

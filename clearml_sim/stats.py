@@ -2,8 +2,8 @@
 
 Buckets follow Elasticsearch ``date_histogram`` with ``fixed_interval`` and ``extended_bounds``:
 keys are epoch multiples of the interval, empty buckets hold 0.0, and the last, incomplete bucket is
-dropped. Worker stats and the activity report give dates in epoch **ms** (raw ES bucket keys), the
-queue metrics in epoch **seconds**.
+dropped. Dates are epoch **ms** (raw ES bucket keys) everywhere; the queue metrics keep only
+buckets that hold samples (``min_doc_count: 1``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from clearml_sim import errors
+from clearml_sim import errors, queues
 from clearml_sim.query import as_list
 from clearml_sim.state import Doc, SimState
 
@@ -142,11 +142,16 @@ def activity_report(state: SimState, body: Doc) -> Doc:
 
 
 def queue_metrics(state: SimState, body: Doc) -> list[Doc]:
-    """``queues.get_queue_metrics``; without ``queue_ids`` one series averaged over all queues."""
+    """``queues.get_queue_metrics`` (``bll/queue/queue_metrics.py``): an ES ``date_histogram``
+    with ``min_doc_count: 1``, so dates are bucket keys in epoch **ms** and only buckets that
+    hold samples appear. Hidden queues (system tag ``k8s-glue``) are left out unless
+    ``search_hidden``; without ``queue_ids`` one series averaged over all queues."""
     start, end, interval = _range(body)
     keys = bucket_keys(start, end, interval)
-    ids = [q for q in as_list(body.get("queue_ids")) if q in state.queue_samples]
-    groups = [(q, [q]) for q in ids] if body.get("queue_ids") else [("all", list(state.queues))]
+    hidden_ok = bool(body.get("search_hidden"))
+    shown = [q for q in state.queues if queues.visible(state, q, hidden_ok)]
+    wanted = as_list(body.get("queue_ids"))
+    groups = [(q, [q]) for q in wanted if q in shown] if wanted else [("all", shown)]
     result = []
     for name, members in groups:
         samples = [
@@ -155,13 +160,15 @@ def queue_metrics(state: SimState, body: Doc) -> list[Doc]:
             for ts, n, w in state.queue_samples.get(q, ())
             if start <= ts <= end
         ]
-        buckets = _bucketed(samples, keys, interval)
+        filled = [
+            (k, b) for k, b in zip(keys, _bucketed(samples, keys, interval), strict=True) if b
+        ]
         result.append(
             {
                 "queue": name,
-                "dates": keys,
-                "avg_waiting_times": [sum(w for _, w in b) / len(b) if b else 0.0 for b in buckets],
-                "queue_lengths": [sum(n for n, _ in b) / len(b) if b else 0.0 for b in buckets],
+                "dates": [k * 1000 for k, _ in filled],
+                "avg_waiting_times": [sum(w for _, w in b) / len(b) for _, b in filled],
+                "queue_lengths": [sum(n for n, _ in b) / len(b) for _, b in filled],
             }
         )
     return result

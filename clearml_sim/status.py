@@ -49,11 +49,19 @@ def change_status(
     reason: str | None = None,
     message: str | None = None,
     user: str | None = None,
+    seen: str | None = None,
 ) -> dict[str, Any]:
-    """Move ``task`` to ``new`` (400/110 if illegal without force); returns the ``fields`` dict."""
-    old = task["status"]
+    """Move ``task`` to ``new`` (400/110 if illegal without force); returns the ``fields`` dict.
+
+    ``seen`` is the status the call read on arrival: the transition is checked against it, and
+    the write is conditional on the task still having it (400/121 otherwise), as the server's
+    ``Task.objects(id=..., status=current_status).update(...)`` is.
+    """
+    old = task["status"] if seen is None else seen
     if not force and not can_change(old, new):
         raise errors.invalid_status_change(old, new)
+    if task["status"] != old:
+        raise errors.failed_changing_task_status(task["id"], old, new)
     now = state.clock()
     stamp = iso(now)
     fields: dict[str, Any] = {

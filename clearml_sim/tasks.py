@@ -163,11 +163,19 @@ def edit_task(state: SimState, body: Doc) -> dict[str, Any]:
 
 
 def _param_item(raw: Any) -> Doc:
-    if not isinstance(raw, dict) or not raw.get("name"):
-        raise errors.validation_error("hyperparams items need section and name")
+    # The server refuses an item without a section or a name, or with an empty one (400/12);
+    # it never defaults the section (a key "/lr" or "Args/" reaches it as an empty part).
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("section"), str)
+        or not isinstance(raw.get("name"), str)
+        or not raw["section"].strip()
+        or not raw["name"].strip()
+    ):
+        raise errors.validation_error("hyperparams items need a non-empty section and name")
     value = raw.get("value")
     return {
-        "section": str(raw.get("section") or "General"),
+        "section": raw["section"],
         "name": str(raw["name"]),
         "value": "" if value is None else str(value),
         "type": raw.get("type") or "",

@@ -81,6 +81,7 @@ class SimServer:
                 raise RuntimeError("clearml simulator did not start")
             time.sleep(0.005)
         self.url = f"http://127.0.0.1:{port}"
+        self.sim.state.files_url = f"{self.url}/files"
         return self
 
     def stop(self) -> None:

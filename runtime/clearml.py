@@ -6,6 +6,7 @@ Failures are translated at this boundary, so services never see HTTP-library or 
 
     RetriableError
     └── ClearMLUnavailable    5xx, 429, timeout, refused connection, not an envelope
+        └── ClearMLUnauthorized   401 even after a fresh login (wrong or rotated keys)
     PermanentError
     └── ClearMLRejected       4xx, with the API's code/subcode and words for a flow author
 
@@ -24,6 +25,7 @@ from typing import Any
 import aiohttp
 from pydantic import Field, SecretStr
 
+from runtime import metrics, tracing
 from runtime.retry import PermanentError, RetriableError
 from runtime.settings import BusSettings
 
@@ -40,6 +42,15 @@ _USER_WORDS = {
 
 class ClearMLUnavailable(RetriableError):
     """ClearML did not answer, or answered 5xx."""
+
+
+class ClearMLUnauthorized(ClearMLUnavailable):
+    """ClearML refused mlbus's own credentials (401, e.g. 22 after keys were rotated). It is the
+    cluster's problem, not the request's: retried like an outage, and an operator must act."""
+
+    def __init__(self, subcode: int, api_message: str) -> None:
+        super().__init__(f"ClearML 401/{subcode}: {api_message}")
+        self.subcode, self.reason = subcode, api_message
 
 
 class ClearMLRejected(PermanentError):
@@ -92,6 +103,20 @@ class ClearMLClient:
 
     async def call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """One API call; returns the envelope's `data`."""
+        with tracing.span(f"clearml {endpoint}", kind=tracing.CLIENT) as span:
+            try:
+                data = await self._call(endpoint, body)
+            except ClearMLRejected:
+                metrics.CLEARML_CALLS.labels(endpoint, "rejected").inc()
+                raise
+            except ClearMLUnavailable as exc:
+                metrics.CLEARML_CALLS.labels(endpoint, "unavailable").inc()
+                tracing.failed(span, exc)
+                raise
+            metrics.CLEARML_CALLS.labels(endpoint, "ok").inc()
+            return data
+
+    async def _call(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._token is None:
             await self._login()
         status, envelope = await self._send(f"/{API}/{endpoint}", body)
@@ -137,5 +162,7 @@ def _data(endpoint: str, status: int, envelope: Any) -> dict[str, Any]:
         data: dict[str, Any] = envelope.get("data") or {}
         return data
     message = str(meta.get("result_msg", ""))
+    if code == 401:
+        raise ClearMLUnauthorized(sub, message)
     words = _USER_WORDS.get(sub, "The cluster refused the request: {detail}.")
     raise ClearMLRejected(code, sub, message, words.format(detail=message))

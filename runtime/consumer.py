@@ -27,7 +27,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from runtime import metrics
+from runtime import metrics, tracing
+from runtime.kafka import client_auth
 from runtime.logs import message_var, request_id_var
 from runtime.retry import PermanentError, RetriableError, RetryPolicy
 from runtime.settings import BusSettings
@@ -75,6 +76,7 @@ def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafk
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
         max_poll_records=1000,
+        **client_auth(settings),
     )
 
 
@@ -102,14 +104,18 @@ class ConsumerLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set (the batch in hand is finished and committed first)."""
-        while not stop.is_set():
-            batch = await self._consumer.getmany(
-                timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
-            )
-            if batch:
-                await self._handle_batch(batch)
-                await self._commit(batch)
-                self._record_lag(batch)
+        metrics.ready(self._service, True)
+        try:
+            while not stop.is_set():
+                batch = await self._consumer.getmany(
+                    timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
+                )
+                if batch:
+                    await self._handle_batch(batch)
+                    await self._commit(batch)
+                    self._record_lag(batch)
+        finally:
+            metrics.ready(self._service, False)
 
     async def _handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         groups: dict[tuple[int, Any], list[ConsumerRecord]] = defaultdict(list)
@@ -126,6 +132,24 @@ class ConsumerLoop:
         await asyncio.gather(*(run_group(g) for g in groups.values()))
 
     async def _handle_record(self, record: ConsumerRecord) -> None:
+        if not tracing.on():
+            await self._handle(record)
+            return
+        with tracing.span(
+            f"process {record.topic}",
+            kind=tracing.CONSUMER,
+            parent=tracing.extract(record.headers),
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.destination.partition": record.partition,
+                "messaging.kafka.message.offset": record.offset,
+                "messaging.consumer.group.name": self._group,
+            },
+        ):
+            await self._handle(record)
+
+    async def _handle(self, record: ConsumerRecord) -> None:
         message_var.set(f"{record.topic}/{record.partition}@{record.offset}")
         started = time.perf_counter()
         try:
@@ -149,6 +173,7 @@ class ConsumerLoop:
         else:
             self._dead_in_a_row = 0
             metrics.MESSAGES_HANDLED.labels(self._service, self._spec.name).inc()
+            log.debug("handled %s", envelope.type)
         finally:
             elapsed = time.perf_counter() - started
             metrics.HANDLE_LATENCY.labels(self._service, self._spec.name).observe(elapsed)
@@ -158,6 +183,7 @@ class ConsumerLoop:
         if isinstance(exc, SchemaError):
             kind = "schema"
         metrics.MESSAGES_FAILED.labels(self._service, self._spec.name, kind).inc()
+        tracing.failed(tracing.current(), exc)
         if self._on_failure is not None:
             try:
                 await self._on_failure(envelope, exc)

@@ -19,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime import metrics
+from runtime import metrics, tracing
+from runtime.logs import request_id_var
 from schemas.base import new_request_id
 from schemas.jsonlimits import JSONLimitError, loads_strict
 
@@ -151,16 +152,25 @@ class EdgeMiddleware:
                 )
             await send(message)
 
-        try:
-            if scope["method"] in _WITH_BODY:
-                receive = await self._read_body(headers, receive)
-        except ApiError as exc:
-            body = error_body(rid, exc.code, exc.message, exc.details)
-            await JSONResponse(body, status_code=exc.status)(scope, _empty_receive, send_wrapped)
-        else:
-            await self.app(scope, receive, send_wrapped)
-        route = scope.get("route")
-        path = getattr(route, "path", "unmatched")
+        request_id_var.set(rid)
+        with tracing.span(
+            f"{scope['method']} {scope.get('path', '')}",
+            kind=tracing.SERVER,
+            parent=tracing.extract_http(headers),
+        ) as span:
+            try:
+                if scope["method"] in _WITH_BODY:
+                    receive = await self._read_body(headers, receive)
+            except ApiError as exc:
+                body = error_body(rid, exc.code, exc.message, exc.details)
+                error = JSONResponse(body, status_code=exc.status)
+                await error(scope, _empty_receive, send_wrapped)
+            else:
+                await self.app(scope, receive, send_wrapped)
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            if span is not None:
+                _describe(span, scope, path, status_holder[0], str(state.get("request_id", rid)))
         metrics.HTTP_REQUESTS.labels(self.service, path, scope["method"], status_holder[0]).inc()
         metrics.HTTP_LATENCY.labels(self.service, path).observe(time.perf_counter() - started)
 
@@ -199,6 +209,18 @@ class EdgeMiddleware:
             "body_too_large",
             f"The request body is larger than the limit of {self.max_body} bytes.",
         )
+
+
+def _describe(span: Any, scope: Scope, route: str, status: int, request_id: str) -> None:
+    """The HTTP span's name and attributes (OpenTelemetry's HTTP conventions)."""
+    span.update_name(f"{scope['method']} {route}")
+    span.set_attribute("http.request.method", scope["method"])
+    span.set_attribute("http.route", route)
+    span.set_attribute("url.path", str(scope.get("path", "")))
+    span.set_attribute("http.response.status_code", status)
+    span.set_attribute("mlbus.request_id", request_id)
+    if status >= 500:
+        span.set_status(tracing.Status(tracing.StatusCode.ERROR))
 
 
 CORRELATION_ID_HEADER = "x-correlation-id"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -12,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from runtime import tracing
 from runtime.settings import BusSettings
 from schemas.topics import TopicSpec
 
@@ -26,16 +28,73 @@ class Sender(Protocol):
         ...
 
 
+def client_auth(settings: BusSettings) -> dict[str, Any]:
+    """aiokafka's security options (SASL with a Kafka user where the cluster has ACLs; nothing
+    for a plain local broker), for every client a process opens."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_username,
+            "sasl_plain_password": settings.kafka_password.get_secret_value(),
+        }
+    if settings.kafka_security_protocol.endswith("SSL"):
+        options["ssl_context"] = ssl.create_default_context()
+    return options
+
+
+class TracedProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """aiokafka's producer, carrying the trace (runtime/tracing.py): every message sent inside a
+    span carries its `traceparent` header, and a send that is awaited is a PRODUCER span.
+    With tracing off, one check a call."""
+
+    async def send(  # noqa: PLR0917 - aiokafka's own signature
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Any = None,
+    ) -> Any:
+        """aiokafka's `send`, with the trace context in the headers."""
+        if tracing.on():
+            headers = tracing.inject(headers)
+        return await super().send(topic, value, key, partition, timestamp_ms, headers)
+
+    async def send_and_wait(  # noqa: PLR0917 - aiokafka's own signature
+        self,
+        topic: str,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+        headers: Any = None,
+    ) -> Any:
+        """aiokafka's `send_and_wait`, as a PRODUCER span when tracing is on."""
+        if not tracing.on():
+            return await super().send_and_wait(topic, value, key, partition, timestamp_ms, headers)
+        with tracing.span(f"publish {topic}", kind=tracing.PRODUCER, attributes=_attrs(topic)):
+            return await super().send_and_wait(topic, value, key, partition, timestamp_ms, headers)
+
+
+def _attrs(topic: str) -> dict[str, str]:
+    return {"messaging.system": "kafka", "messaging.destination.name": topic}
+
+
 def make_producer(settings: BusSettings, *, linger_ms: int = 0) -> AIOKafkaProducer:
     """An idempotent producer (acks=all). Linger 0 by default: mlbus is latency-first; a
     high-volume publisher (heartbeats) may pass a few ms to batch."""
-    return AIOKafkaProducer(
+    return TracedProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=settings.instance,
         enable_idempotence=True,
         acks="all",
         linger_ms=linger_ms,
         request_timeout_ms=15_000,
+        **client_auth(settings),
     )
 
 
@@ -53,7 +112,9 @@ async def ensure_topics(
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.instance}-admin"
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.instance}-admin",
+        **client_auth(settings),
     )
     await admin.start()
     try:

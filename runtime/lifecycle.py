@@ -11,7 +11,9 @@ from typing import Any
 
 import uvloop
 
+from runtime import tracing
 from runtime.logs import setup_logging
+from runtime.settings import BusSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +36,22 @@ def settle_heap() -> None:
     log.debug("heap settled: %d objects frozen", gc.get_freeze_count())
 
 
-def run_service(name: str, main: Main, *, log_level: str = "INFO") -> int:
+def observe(name: str, settings: BusSettings) -> None:
+    """Logging (text or JSON lines) and tracing (when an OTLP endpoint is set) for a process."""
+    setup_logging(name, settings.log_level, json_lines=settings.log_format == "json")
+    tracing.setup(name, settings.otlp_endpoint)
+
+
+def run_service(
+    name: str, main: Main, *, log_level: str = "INFO", settings: BusSettings | None = None
+) -> int:
     """Run `main(stop)` until it returns; SIGTERM or SIGINT set `stop` so that the message in
-    flight finishes and its offset is committed before the resources unwind."""
-    setup_logging(name, log_level)
+    flight finishes and its offset is committed before the resources unwind. With `settings`,
+    its log level and format and its tracing endpoint apply."""
+    if settings is not None:
+        observe(name, settings)
+    else:
+        setup_logging(name, log_level)
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -52,6 +66,8 @@ def run_service(name: str, main: Main, *, log_level: str = "INFO") -> int:
     except Exception:
         log.exception("%s stopped on an error", name)
         return 1
+    finally:
+        tracing.shutdown()  # the spans still batched are sent
     log.info("%s stopped", name)
     return 0
 

@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as CKafkaError
 from confluent_kafka import KafkaException as CKafkaException
 
+from runtime import tracing
 from runtime.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,22 @@ def _common(settings: BusSettings) -> dict[str, Any]:
         "client.id": settings.instance,
         "socket.nagle.disable": True,
         "logger": logging.getLogger("rdkafka"),  # its own log lines, through ours
+        **_auth(settings),
     }
+
+
+def _auth(settings: BusSettings) -> dict[str, Any]:
+    """librdkafka's spelling of runtime.kafka.client_auth."""
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security.protocol": settings.kafka_security_protocol}
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options |= {
+            "sasl.mechanism": settings.kafka_sasl_mechanism,
+            "sasl.username": settings.kafka_username,
+            "sasl.password": settings.kafka_password.get_secret_value(),
+        }
+    return options
 
 
 class RdProducer:
@@ -88,11 +104,31 @@ class RdProducer:
             failure = None if err is None else RdKafkaError(f"not delivered: {err.str()}")
             _to_loop(loop, _settle, done, failure)
 
+        if not tracing.on():
+            self._produce(topic, value, key, delivered, None)
+            await done
+            return
+        attributes = {"messaging.system": "kafka", "messaging.destination.name": topic}
+        with tracing.span(f"publish {topic}", kind=tracing.PRODUCER, attributes=attributes):
+            self._produce(topic, value, key, delivered, tracing.inject())
+            await done
+
+    def _produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None,
+        delivered: Callable[[CKafkaError | None, Message], None],
+        headers: list[tuple[str, bytes]] | None,
+    ) -> None:
         try:
-            self._producer.produce(topic, value, key, on_delivery=delivered)
+            if headers:
+                carried: list[tuple[str, str | bytes | None]] = list(headers)
+                self._producer.produce(topic, value, key, on_delivery=delivered, headers=carried)
+            else:
+                self._producer.produce(topic, value, key, on_delivery=delivered)
         except (BufferError, CKafkaException) as exc:
             raise RdKafkaError(f"not queued: {exc}") from exc
-        await done
 
     async def stop(self) -> None:
         """Deliver what is queued (up to 10 s), then stop the polling thread."""
@@ -202,6 +238,7 @@ class RdRecord:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Any = None  # librdkafka's: a list of (name, value) pairs, or None
 
 
 class RdGroupConsumer:
@@ -332,7 +369,14 @@ class RdGroupConsumer:
             log.warning("consuming %s: %s", self._topic, err.str())
             return
         records.append(
-            RdRecord(m.topic() or "", m.partition() or 0, m.offset() or 0, m.key(), m.value())
+            RdRecord(
+                m.topic() or "",
+                m.partition() or 0,
+                m.offset() or 0,
+                m.key(),
+                m.value(),
+                m.headers(),
+            )
         )
 
     def _run_commits(self) -> None:

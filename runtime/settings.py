@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -39,6 +40,29 @@ class BusSettings(BaseSettings):
         description="Instance name; names this process's reply topic and consumer client id.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text (local runs) or one JSON object a line (clusters; fields in "
+        "runtime/logs.py).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address a worker's /metrics, /healthz and /readyz listen on (0.0.0.0 in a "
+        "pod).",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        default="PLAINTEXT", description="How clients talk to Kafka (SASL_* with a Kafka user)."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism (Strimzi's KafkaUser: SCRAM-SHA-512)."
+    )
+    kafka_username: str = Field(default="", description="Kafka user (SASL), when ACLs are on.")
+    kafka_password: SecretStr = Field(default=SecretStr(""), description="Its password.")
+    otlp_endpoint: str = Field(
+        default="",
+        description="OTLP/HTTP traces endpoint (http://collector:4318/v1/traces); empty: tracing "
+        "off, at no cost.",
+    )
 
     @classmethod
     def settings_customise_sources(

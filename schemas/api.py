@@ -10,7 +10,9 @@ from datetime import datetime
 from pydantic import Field, field_validator
 
 from schemas.base import JSONValue, Model
+from schemas.enqueue import empty_parameter_key
 from schemas.notifications import Notification
+from schemas.tasks import TaskResults
 
 OPAQUE_ID = r"^[0-9a-f]{16,64}$"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
@@ -35,6 +37,19 @@ class EnqueueRequest(Model):
         description="Parameters: 'lr' → section General; 'Args/batch_size' → section Args.",
         examples=[{"lr": 0.01, "Args/batch_size": 64}],
     )
+
+    @field_validator("input")
+    @classmethod
+    def _keys_name_a_parameter(cls, value: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        return _named_parameters(value)
+
+
+def _named_parameters(value: dict[str, JSONValue]) -> dict[str, JSONValue]:
+    """ClearML refuses a parameter with an empty section or name (400/12): such a key is 422."""
+    bad = empty_parameter_key(value)
+    if bad is not None:
+        raise ValueError(f"parameter key {bad!r} has an empty section or name")
+    return value
 
 
 class CompatEnqueueRequest(Model):
@@ -66,6 +81,13 @@ class CompatEnqueueRequest(Model):
                 if isinstance(parsed, dict):
                     return parsed
         return value
+
+    @field_validator("params")
+    @classmethod
+    def _keys_name_a_parameter(
+        cls, value: dict[str, JSONValue] | None
+    ) -> dict[str, JSONValue] | None:
+        return None if value is None else _named_parameters(value)
 
 
 class EnqueueAccepted(Model):
@@ -102,9 +124,14 @@ class RequestStatus(Model):
         default=None, description="With queue_name 'auto': why mlbus chose the queue."
     )
     error: str | None = Field(default=None, description="What went wrong, in words.")
+    results: TaskResults | None = Field(
+        default=None,
+        description="Once completed: the last value of each scalar, the artifacts (download "
+        "them at /v1/requests/{request_id}/artifacts/{name}) and the output models.",
+    )
     timeline: list[TimelineEntry] = Field(default_factory=list, description="Oldest first.")
     admin: dict[str, JSONValue] | None = Field(
-        default=None, description="Internal ids (admins only)."
+        default=None, description="Internal ids and the artifacts' real URIs (admins only)."
     )
 
 

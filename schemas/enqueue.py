@@ -32,3 +32,20 @@ class EnqueueTask(Model):
         "user named it, or it is the mapping's default); shown on the request's timeline.",
         examples=["auto: gpu-t4 has 1 free GPU now"],
     )
+
+
+def empty_parameter_key(data: dict[str, JSONValue]) -> str | None:
+    """The first key of `input` that would give ClearML a parameter with an empty section or
+    name ("/lr", "Args/", "", or "" inside a section object), which it refuses (400/12); None
+    when every key maps to a section and a name."""
+    for key, value in data.items():
+        section, slash, name = key.partition("/")
+        if slash and (not section.strip() or not name.strip()):
+            return key
+        if not key.strip():
+            return key
+        if not slash and isinstance(value, dict):
+            bad = next((sub for sub in value if not sub.strip()), None)
+            if bad is not None:
+                return f"{key}/{bad}"
+    return None

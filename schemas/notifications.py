@@ -17,6 +17,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from schemas.base import Model, new_event_id, utcnow
+from schemas.tasks import TaskResults
 
 
 class Severity(StrEnum):
@@ -62,5 +63,8 @@ class Notification(Model):
     repeat: bool = Field(default=False, description="A still-firing alert sent again.")
     message: str = Field(description="Human text.", examples=["gpu-box-01 stopped answering."])
     user: str | None = Field(default=None, description="Only this user sees it (None: operators).")
+    results: TaskResults | None = Field(
+        default=None, description="task_completed: what the run produced (scalars, files)."
+    )
     first_seen: datetime = Field(default_factory=utcnow, description="When it started.")
     resolved_at: datetime | None = Field(default=None, description="When it ended.")

@@ -21,6 +21,35 @@ class TaskEventKind(StrEnum):
     STOPPED = "TaskStopped"
 
 
+class ResultFile(Model):
+    """An artifact or output model a run produced, as a requester may see it (no address)."""
+
+    name: str = Field(description="Its name on the task.", examples=["predictions"])
+    type: str | None = Field(
+        default=None,
+        description="Artifact: its content type (else ClearML's artifact type); model: its "
+        "framework.",
+        examples=["text/csv"],
+    )
+    size: int | None = Field(default=None, description="Bytes, when known.", examples=[412])
+
+
+class TaskResults(Model):
+    """What a completed run produced: the last value of each scalar it reported (metric/variant,
+    ClearML's latest positive value), its artifacts and its output models."""
+
+    scalars: dict[str, float] = Field(
+        default_factory=dict,
+        description="Last value of each scalar, by 'metric/variant'.",
+        examples=[{"Summary/loss": 0.1074, "Summary/accuracy": 0.94}],
+    )
+    artifacts: list[ResultFile] = Field(
+        default_factory=list,
+        description="Downloadable at /v1/requests/{id}/artifacts/{name}.",
+    )
+    models: list[ResultFile] = Field(default_factory=list, description="Output models.")
+
+
 class TaskEvent(Model):
     """A task lifecycle fact about one request, for notifications and the request timeline."""
 
@@ -39,5 +68,8 @@ class TaskEvent(Model):
         default=None,
         description="Human explanation, for failures.",
         examples=["The training queue 'gpu-x' does not exist on the cluster."],
+    )
+    results: TaskResults | None = Field(
+        default=None, description="For TaskCompleted: what the run produced."
     )
     at: datetime = Field(default_factory=utcnow, description="When it happened (UTC).")

@@ -23,7 +23,13 @@ echo "$version" > "$work/build/version/version.txt"
 for p in "$here"/patches/*.patch; do
   patch -s -d "$work" -p1 < "$p"
 done
-(cd "$work" && GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp" ./cmd/ferretdb) >&2
+# Go lists every module it downloads: kept in a log, shown only if the build fails.
+log="$cache/build/ferretdb-$version.log"
+if ! (cd "$work" && GOFLAGS=-mod=mod go build -trimpath -o "$out.tmp" ./cmd/ferretdb) >"$log" 2>&1; then
+  tail -30 "$log" >&2
+  echo "mlbus: FerretDB build failed; the full log is $log" >&2
+  exit 1
+fi
 mv "$out.tmp" "$out"
 echo "mlbus: FerretDB built: $out" >&2
 echo "$out"

@@ -9,8 +9,15 @@ libs="$cache/kafka-$version/libs"
 if [ ! -f "$libs/.complete" ]; then
   echo "mlbus: resolving Apache Kafka $version from Maven Central (first run only, ~1 min)..." >&2
   rm -rf "$libs"
-  mvn -B -q -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$libs" >&2
+  # Maven's quiet mode still writes colour resets; its output is shown only if it fails.
+  mkdir -p "$cache"
+  log="$cache/kafka-$version.log"
+  if ! mvn -B -q -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$libs" >"$log" 2>&1; then
+    tail -30 "$log" >&2
+    echo "mlbus: resolving Kafka failed; the full log is $log" >&2
+    exit 1
+  fi
   touch "$libs/.complete"
 fi
 echo "$libs"

@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(SERVICE, settings.log_level)
         print("\n".join(once_json(settings)))  # noqa: T201 - --once prints the heartbeat
         return 0
-    return run_service(SERVICE, lambda stop: run(settings, stop), log_level=settings.log_level)
+    return run_service(SERVICE, lambda stop: run(settings, stop), settings=settings)
 
 
 if __name__ == "__main__":

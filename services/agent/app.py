@@ -25,7 +25,7 @@ ONCE_CPU_WINDOW_S = 0.2
 
 async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
     """Publish heartbeats every `interval_s` until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port)
+    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, [HEARTBEATS])
     # Closed in reverse: the producer flushes the last heartbeats, then NVML shuts down.
     with contextlib.ExitStack() as sync_stack:
@@ -34,6 +34,7 @@ async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
             producer = await start_producer(stack, settings, linger_ms=settings.linger_ms)
             publisher = HeartbeatPublisher(producer, HEARTBEATS.named(settings.topic_prefix))
+            metrics.ready(SERVICE, True)
             await HeartbeatLoop(collector, publisher, settings.interval_s).run(stop)
 
 

@@ -41,5 +41,6 @@ class HeartbeatPublisher:
             delivery = await self._producer.send(self._topic, value, key=hb.machine_id.encode())
             await delivery
             metrics.MESSAGES_PUBLISHED.labels("agent", HEARTBEATS.name).inc()
+            metrics.observe_gpus(hb)
         except KafkaError as exc:
             raise PublishFailedError(hb.machine_id, f"{type(exc).__name__}: {exc}") from exc

@@ -12,7 +12,7 @@ from services.enqueuer.settings import EnqueuerSettings
 def main() -> int:
     """Read settings once and run until SIGTERM."""
     settings = EnqueuerSettings()
-    return run_service(SERVICE, lambda stop: run(settings, stop), log_level=settings.log_level)
+    return run_service(SERVICE, lambda stop: run(settings, stop), settings=settings)
 
 
 if __name__ == "__main__":

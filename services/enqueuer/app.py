@@ -22,7 +22,7 @@ SERVICE = "enqueuer"
 
 async def run(settings: EnqueuerSettings, stop: asyncio.Event) -> None:
     """Consume enqueue requests until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port)
+    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, REGISTRY)
     # Close order is the reverse of opening: the consumer stops (its last batch already
     # committed by the loop) before the producer flushes and the clients close.

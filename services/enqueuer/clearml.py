@@ -71,6 +71,10 @@ class ClearML:
         self._queues[name] = (str(queues[0]["id"]), time.monotonic())
         return self._queues[name][0]
 
+    def forget_queue(self, name: str) -> None:
+        """Drop a cached queue id (the queue was deleted, maybe re-created under its name)."""
+        self._queues.pop(name, None)
+
     async def enqueue(self, task_id: str, queue_id: str, request_id: str) -> bool | None:
         """Enqueue; returns whether any worker listens on the queue (None: server did not say)."""
         data = await self.call(

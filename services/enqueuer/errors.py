@@ -1,8 +1,9 @@
 """The enqueuer's error tree. Adapters raise these; handlers never see library exceptions.
 
 RetriableError (runtime.retry)            retried with capped backoff, then dead-lettered
-├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection
-└── StoreUnavailable                      MongoDB away
+├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection, refused credentials
+├── StoreUnavailable                      MongoDB away
+└── PublishFailed                         the broker did not take a task event
 PermanentError (runtime.retry)            logged on the request, dead-lettered at once
 └── ClearMLRejected (runtime.clearml)     4xx: unknown task or queue, illegal status
 """
@@ -14,3 +15,7 @@ from runtime.retry import RetriableError
 
 class StoreUnavailable(RetriableError):
     """MongoDB did not answer."""
+
+
+class PublishFailed(RetriableError):
+    """Kafka did not take a task event; the retry finds the durable record and sends it again."""

@@ -8,29 +8,41 @@ worker killed between steps, therefore never makes a second clone.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
-from runtime.clearml import ClearMLRejected
+from runtime.clearml import ClearMLRejected, ClearMLUnauthorized
 from runtime.logbus import LogBus
 from runtime.retry import PermanentError
 from schemas.base import Envelope, JSONValue, utcnow
 from schemas.codec import SchemaError, encode, envelope_for
 from schemas.enqueue import EnqueueTask
 from schemas.logs import RequestLogged
+from schemas.notifications import AlertStatus, Notification, Severity
 from schemas.tasks import TaskEvent, TaskEventKind
-from schemas.topics import TASK_EVENTS
+from schemas.topics import NOTIFICATIONS, TASK_EVENTS
 from services.enqueuer.clearml import ClearML
+from services.enqueuer.errors import PublishFailed
 from services.enqueuer.params import to_hyperparams
 from services.enqueuer.store import SETTLED, EnqueueLogStore
 
 log = logging.getLogger(__name__)
 REQUEST_TAG = "mlbus-request:"
 INVALID_TASK_STATUS = 110  # ClearML's 400/110: the task is not in a status this call accepts
+#: ClearML's 400/121: the conditional status update lost to a concurrent change (two deliveries
+#: enqueuing the same `created` clone at once: `bll/task/utils.py::ChangeStatusRequest`).
+FAILED_CHANGING_STATUS = 121
+#: How often, at most, one enqueuer tells operators that ClearML refuses its credentials.
+ALERT_EVERY_S = 3600.0
+INVALID_QUEUE_ID = 701  # ClearML's 400/701: no queue has this id
+#: Refusals after which the clone's status must be read again: another delivery may have moved it.
+STATUS_RACES = frozenset({INVALID_TASK_STATUS, FAILED_CHANGING_STATUS})
 
 
 def _ms(since: float) -> float:
@@ -45,10 +57,58 @@ class EnqueueHandler:
     ) -> None:
         self._clearml, self._store, self._producer = clearml, store, producer
         self._events_topic = TASK_EVENTS.named(prefix)
+        self._notifications_topic = NOTIFICATIONS.named(prefix)
+        self._alerted_until = 0.0
         self._logbus = LogBus(producer, prefix, "enqueuer")
 
     async def __call__(self, env: Envelope[EnqueueTask]) -> None:
+        try:
+            await self._handle(env)
+        except ClearMLUnauthorized as exc:
+            await self._cluster_refused(exc)
+            raise  # retriable: the message is held within the retry bound, then fails
+
+    async def _cluster_refused(self, exc: ClearMLUnauthorized) -> None:
+        """One operator notification (`clearml_unavailable`) per process and hour while ClearML
+        refuses mlbus's credentials; its id is the hour's, so instances share one."""
+        now = time.monotonic()
+        if now < self._alerted_until:
+            return
+        self._alerted_until = now + ALERT_EVERY_S
+        hour = int(utcnow().timestamp() // 3600) * 3600
+        digest = hashlib.sha256(f"clearml_unavailable\n{hour}".encode()).hexdigest()
+        notification = Notification(
+            id=f"{hour * 1000:012x}{digest[:20]}",
+            kind="clearml_unavailable",
+            severity=Severity.CRITICAL,
+            status=AlertStatus.FIRING,
+            subject="clearml",
+            fingerprint="clearml_unavailable:clearml",
+            message=(
+                f"ClearML refuses mlbus's credentials ({exc.reason}): enqueue requests are held"
+                " and retried, then fail. Renew the enqueuer's ClearML access and secret keys."
+            ),
+        )
+        log.error("ClearML refuses mlbus's credentials: %s", exc)
+        try:
+            await self._producer.send_and_wait(
+                self._notifications_topic,
+                encode(envelope_for(NOTIFICATIONS, notification, id=notification.id)),
+                key=notification.subject.encode(),
+            )
+        except KafkaError as send_exc:
+            log.warning("clearml_unavailable notification not published: %r", send_exc)
+            self._alerted_until = 0.0
+
+    async def _handle(self, env: Envelope[EnqueueTask]) -> None:
         prior = await self._store.claim(env)
+        if prior is not None and prior["status"] == "queued":
+            # Recorded, but the event may not have gone out (a crash or a broker refusal between
+            # the two): publish it again. Its consumers key on the request id, so a second copy
+            # is harmless; a missing one would leave the request unfollowed.
+            log.info("request already queued; publishing its TaskEnqueued again")
+            await self._enqueued(env, str(prior.get("clone_id") or ""), prior.get("queue_watched"))
+            return
         if prior is not None and prior["status"] in SETTLED:
             log.info("request already %s; nothing to do", prior["status"])
             return
@@ -68,7 +128,15 @@ class EnqueueHandler:
                     raise
         await self._store.record_queued(env, clone_id, cloned_at, watched, latency)
         await self._logged(env, "queued", {"queue": env.payload.queue_name})
-        await self._event(env, TaskEventKind.ENQUEUED, clone_id=clone_id, queue_watched=watched)
+        await self._enqueued(env, clone_id, watched)
+
+    async def _enqueued(self, env: Envelope[EnqueueTask], clone_id: str, watched: Any) -> None:
+        """TaskEnqueued, after the record: it follows from what MongoDB holds (PublishFailed
+        makes the consumer loop run the handler again, which finds `queued` and sends it)."""
+        watched = watched if isinstance(watched, bool) else None
+        await self._event(
+            env, TaskEventKind.ENQUEUED, clone_id=clone_id or None, queue_watched=watched
+        )
 
     async def _clone(
         self, env: Envelope[EnqueueTask], prior: dict[str, Any] | None, latency: dict[str, float]
@@ -97,8 +165,9 @@ class EnqueueHandler:
     async def _moved_on(self, exc: ClearMLRejected, clone_id: str) -> bool:
         """True when the clone left `created` because another delivery of the same request
         enqueued it meanwhile (a rebalance can hand a partition over while a call is in flight):
-        the request is then queued, and this delivery only records it."""
-        if exc.subcode != INVALID_TASK_STATUS:
+        the request is then queued, and this delivery only records it. The loser sees 110 when
+        the other call had finished, 121 when both were inside the server at once."""
+        if exc.subcode not in STATUS_RACES:
             return False
         rows = await self._clearml.statuses([clone_id])
         now = str(rows[0].get("status")) if rows else None
@@ -108,7 +177,22 @@ class EnqueueHandler:
         return True
 
     async def _enqueue(self, env: Envelope[EnqueueTask], clone_id: str) -> bool | None:
-        queue_id = await self._clearml.queue_id(env.payload.queue_name)
+        name = env.payload.queue_name
+        queue_id = await self._clearml.queue_id(name)
+        try:
+            return await self._enqueue_on(env, clone_id, queue_id)
+        except ClearMLRejected as exc:
+            if exc.subcode != INVALID_QUEUE_ID:
+                raise
+        # The cached id names a queue that is gone (deleted, maybe re-created under the same
+        # name): look the name up again, once. A queue really gone is then 701 from the lookup.
+        log.info("queue %r: cached id %s is stale; looking it up again", name, queue_id)
+        self._clearml.forget_queue(name)
+        return await self._enqueue_on(env, clone_id, await self._clearml.queue_id(name))
+
+    async def _enqueue_on(
+        self, env: Envelope[EnqueueTask], clone_id: str, queue_id: str
+    ) -> bool | None:
         try:
             return await self._clearml.enqueue(clone_id, queue_id, env.id)
         except ClearMLRejected as exc:
@@ -120,13 +204,20 @@ class EnqueueHandler:
         """Record a request that failed for good where its author sees it, and tell the bus."""
         if isinstance(exc, ClearMLRejected):
             message = exc.user_message
+        elif isinstance(exc, ClearMLUnauthorized):
+            message = (
+                "The cluster did not accept mlbus's credentials in time (an operator must renew"
+                " them); the request was not enqueued."
+            )
         elif isinstance(exc, SchemaError):  # `env` is what could be salvaged of it
             message = f"The request could not be read by the enqueuer ({exc}); it was not run."
         elif isinstance(exc, PermanentError):
             message = str(exc)
         else:
             message = "The cluster could not be reached in time; the request was not enqueued."
-        await self._store.record_failed(env, message)
+        if not await self._store.record_failed(env, message):
+            log.info("request already settled; its failure (%s) is not recorded", exc)
+            return
         await self._logged(env, "failed", {"message": message})
         await self._event(env, TaskEventKind.ENQUEUE_FAILED, message=message)
 
@@ -159,8 +250,11 @@ class EnqueueHandler:
             queue_name=p.queue_name,
             **fields,
         )
-        await self._producer.send_and_wait(
-            self._events_topic,
-            encode(envelope_for(TASK_EVENTS, event, id=env.id, user=env.user)),
-            key=env.id.encode(),
-        )
+        try:
+            await self._producer.send_and_wait(
+                self._events_topic,
+                encode(envelope_for(TASK_EVENTS, event, id=env.id, user=env.user)),
+                key=env.id.encode(),
+            )
+        except KafkaError as exc:
+            raise PublishFailed(f"{self._events_topic}: {exc!r}") from exc

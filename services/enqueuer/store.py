@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from runtime.batching import GroupCommit
 from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
@@ -51,6 +51,7 @@ class EnqueueLogStore:
             "queue": p.queue_name,
             "queue_choice": p.queue_choice,
             "accepted_at": env.created_at,
+            "trace_id": env.trace.get("trace_id"),
         }
 
     async def claim(self, env: Envelope[EnqueueTask]) -> dict[str, Any] | None:
@@ -118,20 +119,26 @@ class EnqueueLogStore:
             )
         )
 
-    async def record_failed(self, env: Envelope[EnqueueTask], message: str) -> None:
-        """The request failed for good; the message is for the flow author."""
+    async def record_failed(self, env: Envelope[EnqueueTask], message: str) -> bool:
+        """The request failed for good; the message is for the flow author. A settled request
+        (queued, running, ended, or failed already) is left as it is: a late failure of one
+        delivery must not overwrite what another recorded. Returns whether it was written."""
         now = utcnow()
-        await self._call(
-            self._logs.update_one(
-                {"_id": env.id},
-                {
-                    "$setOnInsert": self._base(env),
-                    "$set": {"status": "failed", "error": message, "updated_at": now},
-                    "$push": {"history": _entry("failed", now, message)},
-                },
-                upsert=True,
+        try:
+            await self._call(
+                self._logs.update_one(
+                    {"_id": env.id, "status": {"$nin": sorted(SETTLED)}},
+                    {
+                        "$setOnInsert": self._base(env),
+                        "$set": {"status": "failed", "error": message, "updated_at": now},
+                        "$push": {"history": _entry("failed", now, message)},
+                    },
+                    upsert=True,
+                )
             )
-        )
+        except DuplicateKeyError:  # the document exists and is settled: the upsert's insert lost
+            return False
+        return True
 
     async def _call(self, operation: Any) -> Any:
         try:

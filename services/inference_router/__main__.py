@@ -12,7 +12,7 @@ from services.inference_router.settings import InferenceRouterSettings
 def main() -> int:
     """Read settings once and run until SIGTERM."""
     settings = InferenceRouterSettings()
-    return run_service(SERVICE, lambda stop: run(settings, stop), log_level=settings.log_level)
+    return run_service(SERVICE, lambda stop: run(settings, stop), settings=settings)
 
 
 if __name__ == "__main__":

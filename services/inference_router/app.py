@@ -27,7 +27,7 @@ SERVICE = "inference_router"
 
 async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
     """Consume inference requests until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port)
+    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, REGISTRY)
     # Close order is the reverse of opening: the background loops stop first, then the consumer
     # (its last batch already answered and committed by the loop), then notifications still in

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from runtime import tracing
 from schemas.base import JSONValue
 from services.inference_router.errors import ModelFailed
 from services.inference_router.transport import HttpTransport, HttpxTransport
@@ -86,13 +87,17 @@ class ModelClient:
     ) -> ModelAnswer:
         """One call within `budget_s`; any HTTP status comes back as an answer."""
         started = time.perf_counter()
-        status, content = await self._http.post(
-            serve_url(base_url, endpoint, version),
-            _dumps(body),
-            {REQUEST_ID_HEADER: request_id},
-            budget_s,
-            self._connect,
-        )
+        attributes = {"http.request.method": "POST", "mlbus.endpoint": endpoint}
+        with tracing.span(f"model {endpoint}", kind=tracing.CLIENT, attributes=attributes) as span:
+            status, content = await self._http.post(
+                serve_url(base_url, endpoint, version),
+                _dumps(body),
+                {REQUEST_ID_HEADER: request_id},
+                budget_s,
+                self._connect,
+            )
+            if span is not None:
+                span.set_attribute("http.response.status_code", status)
         model_ms = (time.perf_counter() - started) * 1000
         return ModelAnswer(status, _parse(status, content), model_ms)
 

@@ -12,6 +12,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from runtime import metrics
 from schemas.base import utcnow
 from schemas.codec import encode, envelope_for
 from schemas.notifications import AlertStatus, Notification, Severity
@@ -60,6 +61,7 @@ class Notifier:
     def breaker_changed(self, machine_id: str, replica: Replica, opened: bool) -> None:
         """Listener for ReplicaPool: publish in the background."""
         notice = breaker_notice(machine_id, replica, opened, self._cooldown)
+        metrics.BREAKER_OPEN.labels(machine_id, str(replica.index)).set(1 if opened else 0)
         log.warning("%s: %s", notice.kind, notice.message)
         task = asyncio.get_running_loop().create_task(self._publish(notice))
         self._tasks.add(task)

@@ -10,7 +10,8 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from runtime.logs import setup_logging
+from runtime import tracing
+from runtime.lifecycle import observe
 from services.ingest.app import SERVICE, create_app
 from services.ingest.settings import IngestSettings
 
@@ -37,7 +38,7 @@ class _Server(uvicorn.Server):
 def main() -> int:
     """Read settings once, serve until SIGTERM/SIGINT (uvicorn drains in-flight requests)."""
     settings = IngestSettings()
-    setup_logging(SERVICE, settings.log_level)
+    observe(SERVICE, settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -52,7 +53,10 @@ def main() -> int:
         # own rewrite would trust any loopback peer's header before ingest sees the request.
         proxy_headers=False,
     )
-    _Server(config, app).run()
+    try:
+        _Server(config, app).run()
+    finally:
+        tracing.shutdown()  # the spans still batched are sent
     return 0
 
 

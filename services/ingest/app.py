@@ -19,6 +19,7 @@ from runtime.webassets import install_api_docs
 from schemas.topics import REGISTRY
 from services.ingest import (
     admin,
+    artifacts,
     audit,
     dashboard,
     handlers,
@@ -32,7 +33,7 @@ from services.ingest.access import NetworkGate, RefusalCounter
 from services.ingest.auth import JwksVerifier
 from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
-from services.ingest.guard import Guard, policy_from
+from services.ingest.guard import guard_of, policy_from
 from services.ingest.idempotency import IdempotencyKeys
 from services.ingest.mappings import MappingCache
 from services.ingest.refusals import refusal_reporter
@@ -94,7 +95,9 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 replies=replies,
                 verifier=verifier,
                 notifications=hub,
-                guard=Guard(settings, store.enqueue_status),
+                guard=await guard_of(
+                    settings, database(mongo, settings), store.enqueue_status, stack
+                ),
                 idempotency=IdempotencyKeys(database(mongo, settings), settings.idempotency_ttl_s),
             )
             app.state.producer, app.state.mongo = enqueue_producer, mongo
@@ -121,7 +124,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     install_error_handlers(app)
     # Routes are matched in order, each a regex: the on-demand path, the one that waits on the
     # caller's latency, is tried first.
-    for module in (ondemand, handlers, admin, notifications, resources):
+    for module in (ondemand, handlers, admin, notifications, resources, artifacts):
         app.include_router(module.router)
     for router in (logs.admin_router, logs.user_router, dashboard.router, audit.router):
         app.include_router(router)

@@ -2,7 +2,10 @@
 expiry and not-before checked under a small clock skew.
 
 The keys are fetched once, cached, and fetched again when a token names an unknown key id
-(rate-limited, so garbage key ids cannot make us hammer the issuer). A token that verified is
+(rate-limited, so garbage key ids cannot make us hammer the issuer; one fetch at a time, which
+every request that waits on it shares). When the issuer cannot be reached, a token with a key
+already known keeps working, and one with a new key is 503 `identity_unavailable`, not 401: the
+token may be fine. A token that verified is
 remembered until its own expiry (bounded LRU): Node-RED flows send the same token for minutes,
 and an RSA verification per request is the largest cost of authentication. Expiry is checked
 on every hit, so a remembered token is exactly as valid as a re-verified one.
@@ -14,6 +17,7 @@ Tokens are never logged, stored (beyond this process's memory) or echoed in an e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -25,7 +29,7 @@ import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
-from services.ingest.errors import unauthorized
+from services.ingest.errors import identity_unavailable, unauthorized
 from services.ingest.roles import ADMIN, OPERATOR, RoleMap
 from services.ingest.settings import IngestSettings
 
@@ -72,6 +76,8 @@ class JwksVerifier:
         self._roles = role_map or RoleMap.of(extra_admin_roles=admin_roles)
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
+        self._fetching: asyncio.Future[None] | None = None
+        self._unreachable = False
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     @classmethod
@@ -139,11 +145,25 @@ class JwksVerifier:
         return Principal(user, roles, ADMIN in grants, grants)
 
     async def _key(self, kid: str) -> Any:
-        if kid not in self._keys and time.monotonic() - self._fetched_at > _MIN_REFRESH_S:
-            await self._refresh()
         if kid not in self._keys:
+            await self._refresh_if_due()
+        if kid not in self._keys:
+            if self._unreachable:
+                raise identity_unavailable()
             raise unauthorized("The access token was signed with an unknown key.")
         return self._keys[kid]
+
+    async def _refresh_if_due(self) -> None:
+        """One fetch at a time: a burst of tokens with a new key waits for the same fetch."""
+        if self._fetching is None:
+            if time.monotonic() - self._fetched_at <= _MIN_REFRESH_S:
+                return
+            self._fetching = asyncio.ensure_future(self._refresh())
+            self._fetching.add_done_callback(self._fetched)
+        await asyncio.shield(self._fetching)
+
+    def _fetched(self, _: asyncio.Future[None]) -> None:
+        self._fetching = None
 
     async def _refresh(self) -> None:
         self._fetched_at = time.monotonic()
@@ -153,7 +173,9 @@ class JwksVerifier:
             keys = response.json().get("keys", [])
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("could not fetch JWKS from %s: %s", self._url, exc)
+            self._unreachable = True
             return
+        self._unreachable = False
         self._keys = {
             k["kid"]: RSAAlgorithm.from_jwk(json.dumps(k))
             for k in keys

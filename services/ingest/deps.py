@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from runtime import tracing
 from runtime.http import correlation_id_of
 from schemas.api import EndpointMapping, ServingMachine, TaskMapping
 from services.ingest.auth import JwksVerifier, Principal
@@ -97,6 +98,9 @@ def trace_of(ingest: Ingest, request: Request) -> dict[str, str]:
     correlation = correlation_id_of(request)
     if correlation is not None:
         trace["correlation_id"] = correlation
+    trace_id = tracing.trace_id()
+    if trace_id is not None:  # kept in the request's log, shown to admins
+        trace["trace_id"] = trace_id
     return trace
 
 

@@ -5,11 +5,15 @@ ApiError (runtime.http)
 ├── 403 forbidden             not an admin; queue not allowed by the mapping
 ├── 404 task_not_found        unknown opaque task id (nothing is published)
 ├── 404 request_not_found     unknown request id, or another user's
+├── 404 artifact_not_found    the request has no artifact of that name (or it is gone)
 ├── 409 mapping_exists        the template is already mapped
 ├── 413 body_too_large        body over the limit (runtime.http)
 ├── 422 invalid_request       malformed JSON or fields (runtime.http)
+├── 502 artifact_unavailable  the file server did not give the artifact
 ├── 503 bus_unavailable       Kafka did not take the message (retriable for the client)
-└── 503 store_unavailable     MongoDB did not answer a read (retriable for the client)
+├── 503 store_unavailable     MongoDB did not answer a read (retriable for the client)
+└── 503 identity_unavailable  the token names a key that the issuer's JWKS could not be fetched
+                              to check (Keycloak down); tokens already checked keep working
 """
 
 from __future__ import annotations
@@ -49,4 +53,21 @@ def store_unavailable() -> ApiError:
     """503: a read from MongoDB failed; nothing changed."""
     return ApiError(
         503, "store_unavailable", "The data could not be read right now; try again shortly."
+    )
+
+
+def identity_unavailable() -> ApiError:
+    """503: the token may be valid, but its key could not be fetched from the issuer."""
+    return ApiError(
+        503,
+        "identity_unavailable",
+        "The identity provider cannot be reached to check this token; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+def artifact_unavailable(why: str) -> ApiError:
+    """502: ClearML's file server did not give the artifact (its address is never said)."""
+    return ApiError(
+        502, "artifact_unavailable", f"The artifact could not be fetched right now ({why})."
     )

@@ -3,14 +3,26 @@ against the per-role networks, and the quotas. Built once per process from the s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from datetime import UTC, datetime, timedelta
 
 from fastapi import Request
+from pymongo.asynchronous.database import AsyncDatabase
 
+from runtime.mongo import Doc
 from services.ingest.access import NetworkPolicy, client_address, networks, refusal
 from services.ingest.auth import Principal
 from services.ingest.quotas import ActiveTasks, Lookup, SlidingWindow, exceeded, limit_for
 from services.ingest.settings import IngestSettings
+from services.ingest.shared_quotas import (
+    MongoCounters,
+    SharedTasks,
+    SharedWindow,
+    StoreDown,
+    ensure_indexes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +45,21 @@ def roles_of(who: Principal) -> frozenset[str]:
 
 
 class Guard:
-    """Per-role networks and quotas for one ingest process."""
+    """Per-role networks and quotas. With `shared` counters (MongoDB), quotas hold across every
+    ingest copy; this process's own counts stand in while the store does not answer."""
 
-    def __init__(self, settings: IngestSettings, lookup: Lookup) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        lookup: Lookup,
+        shared: tuple[SharedWindow, SharedTasks] | None = None,
+    ) -> None:
         self._settings = settings
         self.policy = policy_from(settings)
         self._rates = SlidingWindow(settings.quota_window_s)
         self.tasks = ActiveTasks(lookup, settings.task_slot_max_age_s)
+        self._shared = shared
+        self._alone = False  # counting alone since the store stopped answering (logged once)
 
     def check_network(self, request: Request, who: Principal) -> None:
         """403 when a role of the caller requires networks the address is not in."""
@@ -58,7 +78,7 @@ class Guard:
         if limit is None:
             limit = limit_for(self._settings.rate_quotas.get(path, {}), roles)
         if limit is not None:
-            wait = self._rates.take((who.user, path), limit)
+            wait = await self._take_rate(who.user, path, limit)
             if wait is not None:
                 window = f"{self._settings.quota_window_s:g} s"
                 raise exceeded(f"Quota reached: {limit} {path} requests per {window}.", wait)
@@ -70,13 +90,78 @@ class Guard:
         limit = self._settings.user_task_quotas.get(who.user)
         if limit is None:
             limit = limit_for(self._settings.task_quotas, roles)
-        if limit is not None and not await self.tasks.room(who.user, limit):
+        if limit is not None and not await self._room(who.user, request_id, limit):
             raise exceeded(
                 f"Quota reached: {limit} of your tasks are queued or running.",
                 self._settings.quota_window_s,
             )
         self.tasks.add(who.user, request_id)
 
-    def release(self, who: Principal, request_id: str) -> None:
+    async def _take_rate(self, user: str, path: str, limit: int) -> float | None:
+        if self._shared is not None:
+            try:
+                wait = await self._shared[0].take(user, path, limit)
+            except StoreDown as e:
+                self._counting_alone(e)
+            else:
+                self._counting_shared()
+                return wait
+        return self._rates.take((user, path), limit)
+
+    async def _room(self, user: str, request_id: str, limit: int) -> bool:
+        if self._shared is not None:
+            try:
+                room = await self._shared[1].reserve(user, request_id, limit)
+            except StoreDown as e:
+                self._counting_alone(e)
+            else:
+                self._counting_shared()
+                return room
+        return await self.tasks.room(user, limit)
+
+    def _counting_alone(self, e: StoreDown) -> None:
+        if not self._alone:
+            self._alone = True
+            log.warning("quotas counted by this copy alone: MongoDB did not answer (%s)", e)
+
+    def _counting_shared(self) -> None:
+        if self._alone:
+            self._alone = False
+            log.warning("quotas counted across copies again: MongoDB answers")
+
+    async def release(self, who: Principal, request_id: str) -> None:
         """The request was not accepted after all (publish failed): free its slot."""
         self.tasks.discard(who.user, request_id)
+        if self._shared is not None:
+            try:
+                await self._shared[1].release(request_id)
+            except StoreDown as e:  # the sweep at the limit frees it later
+                log.warning("task slot of %s not freed now: store unreachable (%s)", request_id, e)
+
+
+async def guard_of(
+    settings: IngestSettings,
+    db: AsyncDatabase[Doc],
+    lookup: Lookup,
+    stack: contextlib.AsyncExitStack,
+) -> Guard:
+    """The process's guard; with `shared_quotas`, its counters in MongoDB and their clean-up."""
+    if not settings.shared_quotas:
+        return Guard(settings, lookup)
+    await ensure_indexes(db)
+    counters = MongoCounters(db, settings.quota_store_timeout_s)
+    cleaner = asyncio.create_task(_forget_old_buckets(counters, settings.quota_window_s))
+    stack.callback(cleaner.cancel)
+    window = SharedWindow(counters, settings.quota_window_s)
+    tasks = SharedTasks(db, lookup, settings.quota_store_timeout_s, settings.task_slot_max_age_s)
+    return Guard(settings, lookup, (window, tasks))
+
+
+async def _forget_old_buckets(counters: MongoCounters, window_s: float) -> None:
+    """Every window, drop the buckets that no window can count any more."""
+    while True:
+        await asyncio.sleep(max(window_s, 1.0))
+        try:
+            await counters.forget_before(datetime.now(UTC) - timedelta(seconds=3 * window_s))
+        except StoreDown as e:
+            log.info("old quota buckets kept for now: %s", e)

@@ -86,7 +86,7 @@ async def _admitted(
     try:
         return await _enqueue(ingest, request, who, task_id=task_id, queue=queue, params=params)
     except BaseException:
-        ingest.guard.release(who, request.state.request_id)
+        await ingest.guard.release(who, request.state.request_id)
         raise
 
 

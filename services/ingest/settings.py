@@ -40,6 +40,14 @@ class IngestSettings(BusSettings):
         description="An accepted enqueue that no worker has recorded after this long is reported "
         "as not picked up yet (the enqueuer is down or far behind).",
     )
+    clearml_files_host: str = Field(
+        default="http://127.0.0.1:8081",
+        description="ClearML's file server: artifacts are streamed from URIs under it, and "
+        "from nowhere else.",
+    )
+    artifact_timeout_s: float = Field(
+        default=30.0, gt=0, description="Longest wait for the file server to start answering."
+    )
     jwks_url: str = Field(
         default="http://127.0.0.1:8090/realms/mlbus/protocol/openid-connect/certs",
         description="JWKS of the token issuer (Keycloak realm certs endpoint).",
@@ -145,4 +153,14 @@ class IngestSettings(BusSettings):
     )
     user_task_quotas: dict[str, int] = Field(
         default_factory=dict, description="Per user name: overrides the role's task quota."
+    )
+    shared_quotas: bool = Field(
+        default=True,
+        description="Count quotas in MongoDB, so they hold across every ingest copy (false: "
+        "each process counts its own).",
+    )
+    quota_store_timeout_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="How long a quota check waits for MongoDB before this process counts alone.",
     )

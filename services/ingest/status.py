@@ -1,4 +1,5 @@
-"""Building a request's timeline for its requester (admins also see internal ids)."""
+"""Building a request's timeline for its requester (admins also see internal ids and the
+artifacts' real URIs)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from schemas.base import utcnow
 from services.ingest.auth import Principal
 from services.ingest.deps import Ingest
 
-_ADMIN_FIELDS = ("template_task_id", "clone_id", "user")
+_ADMIN_FIELDS = ("template_task_id", "clone_id", "user", "trace_id")
 
 
 async def request_status(ingest: Ingest, request_id: str, who: Principal) -> RequestStatus | None:
@@ -24,6 +25,7 @@ async def request_status(ingest: Ingest, request_id: str, who: Principal) -> Req
     if who.is_admin:
         admin = {k: doc.get(k) for k in _ADMIN_FIELDS}
         admin["latency_ms"] = doc.get("latency_ms")
+        admin["result_uris"] = doc.get("result_uris")
     return RequestStatus(
         request_id=request_id,
         kind="enqueue",
@@ -33,6 +35,7 @@ async def request_status(ingest: Ingest, request_id: str, who: Principal) -> Req
         queue_watched=doc.get("queue_watched"),
         queue_choice=doc.get("queue_choice"),
         error=doc.get("error"),
+        results=doc.get("results"),
         timeline=[TimelineEntry(**h) for h in doc.get("history", [])],
         admin=admin,
     )

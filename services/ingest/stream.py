@@ -28,7 +28,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from runtime.kafka import ensure_topics, partitions_of
+from runtime.kafka import client_auth, ensure_topics, partitions_of
 from runtime.settings import BusSettings
 from schemas.codec import SchemaError, decode
 from schemas.notifications import Notification
@@ -90,6 +90,7 @@ class NotificationHub:
             enable_auto_commit=False,
             fetch_max_wait_ms=100,
             client_id=f"{self._settings.instance}-notifications",
+            **client_auth(self._settings),
         )
         await consumer.start()
         try:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 async def run(settings: LoggerSettings, stop: asyncio.Event) -> None:
     """Fold log and task events into the read models until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port)
+    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, REGISTRY)
     retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
     # Close order is the reverse of opening: both loops have returned (their last batches folded

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
     """Follow enqueued tasks until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port)
+    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, REGISTRY)
     retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
     # Close order is the reverse of opening: every loop has returned (the consumer's last batch
@@ -70,7 +70,13 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             config=LoopConfig(retry=retry),
         )
         poller = Poller(
-            clearml, store, EventPublisher(producer, settings.topic_prefix), watch, settings.poll_s
+            clearml,
+            store,
+            EventPublisher(producer, settings.topic_prefix),
+            watch,
+            settings.poll_s,
+            vanish_polls=settings.vanish_polls,
+            log_lines=settings.error_log_lines,
         )
         loops = {}
         if settings.resources:

@@ -23,7 +23,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from runtime.kafka import partitions_of
+from runtime.kafka import client_auth, partitions_of
 from runtime.settings import BusSettings
 from schemas.base import utcnow
 from schemas.codec import SchemaError, decode
@@ -68,6 +68,7 @@ class HeartbeatFeed:
             enable_auto_commit=False,
             fetch_max_wait_ms=100,
             client_id=f"{self._settings.instance}-heartbeats",
+            **client_auth(self._settings),
         )
         await consumer.start()
         try:

@@ -1,5 +1,10 @@
 """The poll loop: every `poll_s`, ask ClearML for the status of every followed clone, record what
-changed on the request's log, then publish it as a task event.
+changed on the request's log, then publish it as a task event. A failed run's message is its
+own error, read from the tail of its console log; a completed run's change carries what it
+produced (the last value of each scalar, its artifacts and output models). A clone that stops
+appearing (deleted on the server) or is back in `created` (reset) for `vanish_polls` polls in a
+row ends its request as stopped, with words saying so, rather than leaving it queued or running
+for ever.
 
 Order of effects per change, and why: the log document first (what the flow author reads), then
 the in-memory status, then the event. An event whose publish failed stays pending on the request
@@ -23,7 +28,18 @@ from schemas.base import utcnow
 from schemas.tasks import TaskEvent
 from services.monitor.clearml import chunks
 from services.monitor.errors import PublishFailed, StoreUnavailable
-from services.monitor.lifecycle import TERMINAL, Change, Watched, WatchSet, event_for, observe
+from services.monitor.lifecycle import (
+    TERMINAL,
+    Change,
+    Watched,
+    WatchSet,
+    absent,
+    event_for,
+    human_message,
+    observe,
+    results_from,
+    run_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +47,13 @@ Publish = Callable[[TaskEvent], Awaitable[None]]
 
 
 class StatusSource(Protocol):
-    """Where task statuses come from (ClearML)."""
+    """Where task statuses and a failed run's console log come from (ClearML)."""
 
     async def statuses(self, task_ids: list[str]) -> list[dict[str, Any]]: ...
+    async def task_log(self, task_id: str, lines: int) -> list[dict[str, Any]]: ...
+    async def results(
+        self, task_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]: ...
 
 
 class ChangeStore(Protocol):
@@ -52,9 +72,13 @@ class Poller:
         publish: Publish,
         watch: WatchSet,
         poll_s: float,
+        *,
+        vanish_polls: int = 5,
+        log_lines: int = 100,
     ) -> None:
         self._clearml, self._store, self._publish = clearml, store, publish
         self._watch, self._poll_s = watch, poll_s
+        self._vanish_polls, self._log_lines = vanish_polls, log_lines
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick every `poll_s` until `stop` is set; the tick in hand finishes first."""
@@ -80,14 +104,54 @@ class Poller:
             except ClearMLRejected as exc:
                 log.warning("ClearML refused a status poll of %d tasks: %s", len(chunk), exc)
                 continue
-            for row in rows:
-                if (watched := by_clone.get(str(row.get("id")))) is not None:
+            found = {str(row.get("id")): row for row in rows}
+            for clone in chunk:
+                watched, row = by_clone[clone], found.get(clone)
+                gone = absent(watched, row, self._vanish_polls)
+                if gone is not None:
+                    await self._record(watched, gone)
+                elif row is not None:
                     await self._apply(watched, row)
 
     async def _apply(self, watched: Watched, row: dict[str, Any]) -> None:
         change = observe(watched, row)
         if change is None:
             return
+        request_id_var.set(watched.request_id)
+        if change.status == "failed":
+            error = await self._run_error(watched.clone_id)
+            if error is not None:
+                message = human_message(
+                    "failed", row.get("status_message"), row.get("status_reason"), error
+                )
+                change = Change(change.status, message)
+        elif change.status == "completed":
+            change = await self._with_results(watched.clone_id, change)
+        await self._record(watched, change)
+
+    async def _with_results(self, clone_id: str, change: Change) -> Change:
+        """The completion with what the run produced; without, when ClearML cannot say (the
+        completion is not held back for it)."""
+        try:
+            task, models, scalars = await self._clearml.results(clone_id)
+        except (ClearMLUnavailable, ClearMLRejected) as exc:
+            log.warning(
+                "results of %s not read (%s); recording the completion alone", clone_id, exc
+            )
+            return change
+        results, uris = results_from(task, models, scalars)
+        return Change(change.status, change.message, results, uris)
+
+    async def _run_error(self, clone_id: str) -> str | None:
+        """The failed run's own error from its console log; None when it cannot be read (the
+        status's own words are used then)."""
+        try:
+            return run_error(await self._clearml.task_log(clone_id, self._log_lines))
+        except (ClearMLUnavailable, ClearMLRejected) as exc:
+            log.warning("console log of %s not read (%s); using the status's words", clone_id, exc)
+            return None
+
+    async def _record(self, watched: Watched, change: Change) -> None:
         request_id_var.set(watched.request_id)
         try:
             written = await self._store.record(watched.request_id, change, utcnow())

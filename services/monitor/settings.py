@@ -14,6 +14,15 @@ class MonitorSettings(ClearMLSettings):
     model_config = SettingsConfigDict(env_prefix="MLBUS_MONITOR_", frozen=True, extra="ignore")
 
     poll_s: float = Field(default=2.0, gt=0, description="Pause between two ClearML polls.")
+    vanish_polls: int = Field(
+        default=5,
+        ge=1,
+        description="Polls in a row without a followed task (deleted) or with it back in "
+        "`created` (reset) after which its request ends as stopped.",
+    )
+    error_log_lines: int = Field(
+        default=100, ge=1, le=1000, description="Console log events read for a failed run's error."
+    )
     retry_attempts: int = Field(default=8, description="Attempts for a transient handler fault.")
     retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")
     group: str = Field(default="mlbus-monitor", description="Kafka consumer group.")

@@ -45,6 +45,9 @@ class TaskLogStore:
         sets: dict[str, Any] = {"status": change.status, "updated_at": at}
         if change.message:
             entry["message"] = sets["error"] = change.message
+        if change.results is not None:
+            sets["results"] = change.results.model_dump(mode="json")
+            sets["result_uris"] = change.uris
         try:
             before = await self._logs.find_one_and_update(
                 {"_id": request_id, "status": {"$nin": [change.status, *TERMINAL]}},

@@ -71,7 +71,7 @@ def memory_for(settings: NotifierSettings) -> Memory:
 
 async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
     """Watch the cluster and deliver notifications until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port)
+    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, REGISTRY)
     retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
     # Close order is the reverse of opening: every loop and the timer have returned (their last

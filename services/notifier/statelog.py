@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from runtime.kafka import client_auth
 from runtime.settings import BusSettings
 from schemas.codec import SchemaError, decode, encode, envelope_for
 from schemas.notifier_state import NotifierState
@@ -76,6 +77,7 @@ async def read_all(settings: BusSettings) -> list[Record]:
         client_id=f"{settings.instance}-state",
         group_id=None,
         enable_auto_commit=False,
+        **client_auth(settings),
     )
     await consumer.start()
     records: list[Record] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from schemas.notifications import AlertStatus, Notification, Severity
-from schemas.tasks import TaskEvent, TaskEventKind
+from schemas.tasks import TaskEvent, TaskEventKind, TaskResults
 
 #: What each task event is called, how urgent it is, and the words for it.
 _WORDS: dict[TaskEventKind, tuple[str, Severity, str]] = {
@@ -38,6 +38,8 @@ def task_notification(event: TaskEvent) -> Notification | None:
     message = f"Your training task {event.task_id} (request {event.request_id}) {verb}{where}."
     if event.message:
         message = f"{message} {event.message}"
+    if event.results is not None:
+        message = f"{message} {results_text(event.results)}"
     return Notification(
         id=event_id(event),
         kind=kind,
@@ -48,4 +50,34 @@ def task_notification(event: TaskEvent) -> Notification | None:
         message=message,
         user=event.user,
         first_seen=event.at,
+        results=event.results,
     )
+
+
+#: Scalars named in a notification's words (all of them are in its `results`).
+SCALARS_SAID = 5
+
+
+def results_text(results: TaskResults) -> str:
+    """A completed run's results in a sentence or two."""
+    parts = []
+    if results.scalars:
+        said = [f"{k} = {v:.4g}" for k, v in list(results.scalars.items())[:SCALARS_SAID]]
+        more = len(results.scalars) - SCALARS_SAID
+        parts.append("Last values: " + ", ".join(said) + (f" and {more} more" if more > 0 else ""))
+    files = [f"{a.name} ({_size(a.size)})" for a in results.artifacts]
+    if files:
+        parts.append("Artifacts: " + ", ".join(files))
+    if results.models:
+        parts.append("Models: " + ", ".join(m.name for m in results.models))
+    return ". ".join(parts) + "." if parts else "It reported no results."
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024**2:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024**2:.1f} MiB"

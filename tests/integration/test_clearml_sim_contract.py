@@ -266,7 +266,12 @@ def sdk_failing_template(template: str, queue_name: str) -> dict[str, Any]:
     while clone.get_status() != "failed" and time.monotonic() < deadline:
         time.sleep(POLL_S)
     clone.reload()
-    return {"status": clone.get_status(), "message": clone.data.status_message}
+    return {
+        "status": clone.get_status(),
+        "reason": clone.data.status_reason,
+        "message": clone.data.status_message,
+        "console": clone.get_reported_console_output(number_of_reports=5),
+    }
 
 
 def sdk_bad_login(url: str) -> str:
@@ -349,10 +354,14 @@ def test_enqueue_completed_task_is_400_110(sdk: SdkProcess) -> None:
     assert msg in text
 
 
-def test_failing_template_fails_with_its_message(sdk: SdkProcess) -> None:
+def test_failing_template_fails_as_the_agent_leaves_it(sdk: SdkProcess) -> None:
+    """clearml-agent's own words in the status; the script's error only in its console log,
+    which the SDK reads through events.get_task_log."""
     out = sdk.run(sdk_failing_template, FAILING, "gpu-t4")
     assert out["status"] == "failed"
-    assert "CUDA out of memory" in out["message"]
+    assert out["reason"] == "worker execution exit code 1"
+    assert out["message"] == "Changed by clearml-agent t4-box-01:gpu0"
+    assert "RuntimeError: CUDA out of memory" in "\n".join(out["console"])
 
 
 def test_bad_credentials_raise_login_error(sdk: SdkProcess, sim: SimServer) -> None:

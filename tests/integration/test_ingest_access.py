@@ -116,10 +116,12 @@ async def test_rate_quota_gives_429_with_retry_after_then_allows_again(
         over = await client.post("/v1/enqueue", json=body, headers=alice)
         assert over.status_code == 429
         assert over.json()["code"] == "quota_exceeded"
-        assert 1 <= int(over.headers["Retry-After"]) <= 2
+        # The window is counted in ten buckets: it may last up to one bucket (0.2 s) longer.
+        wait = int(over.headers["Retry-After"])
+        assert 1 <= wait <= 3
         other = await client.post("/v1/enqueue", json=body, headers=bearer(issuer.token("bob")))
         assert other.status_code == 202  # quotas are per user
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(wait)
         assert (await client.post("/v1/enqueue", json=body, headers=alice)).status_code == 202
 
 

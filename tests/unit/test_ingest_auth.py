@@ -141,3 +141,49 @@ async def test_a_verified_token_is_remembered_until_it_expires() -> None:
     await asyncio.sleep(max(0.0, int(time.time()) + 2 - time.time()))  # past its exp second
     assert "expired" in await rejected(token, v)
     assert calls == 1  # expired in memory, so verified again, and refused
+
+
+def counted_jwks(status: list[int], fetches: list[int]) -> JwksVerifier:
+    """A JWKS that answers `status[0]` (changeable) and counts its fetches, slowly."""
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        fetches.append(1)
+        await asyncio.sleep(0.05)
+        if status[0] != 200:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json={"keys": [KEY.jwk()]})
+
+    return JwksVerifier(
+        jwks_url="http://keycloak.test/certs",
+        issuer=ISSUER,
+        audience=None,
+        leeway_s=5,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+    )
+
+
+async def test_a_burst_of_tokens_with_a_new_key_shares_one_fetch_and_all_pass() -> None:
+    """Found by two ingests under one burst: the first request fetched the keys and the others,
+    seeing a fetch "just done", were refused with 401 unknown key while it was in flight."""
+    fetches: list[int] = []
+    v = counted_jwks([200], fetches)
+    tokens = [KEY.sign(ISSUER, f"user{i}", []) for i in range(20)]
+    users = await asyncio.gather(*(v.verify(t) for t in tokens))
+    assert [p.user for p in users] == [f"user{i}" for i in range(20)]
+    assert len(fetches) == 1
+
+
+async def test_issuer_down_known_keys_keep_working_new_ones_are_503_not_401() -> None:
+    status, fetches = [200], []
+    v = counted_jwks(status, fetches)
+    assert (await v.verify(KEY.sign(ISSUER, "alice", []))).user == "alice"
+    status[0] = 503  # Keycloak goes away
+    assert (await v.verify(KEY.sign(ISSUER, "bob", []))).user == "bob"  # key already known
+    v._keys.clear()  # a key id we have not seen yet (a rotation while the issuer is down)
+    v._fetched_at = 0.0
+    with pytest.raises(ApiError) as caught:
+        await v.verify(KEY.sign(ISSUER, "carol", []))
+    assert (caught.value.status, caught.value.code) == (503, "identity_unavailable")
+    assert caught.value.headers == {"Retry-After": "5"}
+    status[0], v._fetched_at = 200, 0.0  # back
+    assert (await v.verify(KEY.sign(ISSUER, "carol", []))).user == "carol"

@@ -47,7 +47,12 @@ async def test_failing_template_fails_with_message(
     sim.agents.tick(clock())
     task = _task(sim, tid)
     assert task["status"] == "failed"
-    assert "CUDA out of memory" in str(task["status_message"])
+    # As the real agent leaves it: its own words; the script's error is in the console log.
+    assert task["status_reason"] == "worker execution exit code 1"
+    assert task["status_message"] == f"Changed by clearml-agent {task['last_worker']}"
+    log = await api.ok("events.get_task_log", {"task": tid, "batch_size": 5})
+    assert log["events"][0]["msg"] == "Process failed, exit code 1"
+    assert "RuntimeError: CUDA out of memory" in log["events"][1]["msg"]
 
 
 async def test_stop_running_task_via_api(

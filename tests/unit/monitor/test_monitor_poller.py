@@ -24,8 +24,11 @@ class FakeClearML:
 
     def __init__(self) -> None:
         self.tasks: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[dict[str, Any]]] = {}
+        self.outputs: dict[str, Any] = {}
         self.calls: list[list[str]] = []
         self.down = False
+        self.log_down = False
 
     def set(self, clone: str, status: str, message: str = "", reason: str = "") -> None:
         self.tasks[clone] = {
@@ -40,6 +43,16 @@ class FakeClearML:
         if self.down:
             raise ClearMLUnavailable("tasks.get_all: HTTP 503")
         return [self.tasks[t] for t in task_ids if t in self.tasks]
+
+    async def results(
+        self, task_id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+        return self.outputs.get(task_id, ({}, [], {}))
+
+    async def task_log(self, task_id: str, lines: int) -> list[dict[str, Any]]:
+        if self.log_down:
+            raise ClearMLUnavailable("events.get_task_log: HTTP 503")
+        return self.logs.get(task_id, [])[-lines:]
 
 
 class FakeStore:
@@ -62,6 +75,8 @@ class FakeStore:
         doc["status"] = change.status
         if change.message:
             doc["error"] = change.message
+        if change.results is not None:
+            doc["results"], doc["result_uris"] = change.results, change.uris
         doc["history"].append({"status": change.status, "at": at, "message": change.message})
         return True
 
@@ -219,7 +234,8 @@ async def test_a_refused_chunk_does_not_block_the_others(rig: Rig) -> None:
             raise ClearMLRejected(400, 0, "bad", "bad")
         return await real(ids)
 
-    rig.poller._clearml = type("C", (), {"statuses": staticmethod(refuse_once)})()
+    methods = {"statuses": staticmethod(refuse_once), "results": staticmethod(rig.clearml.results)}
+    rig.poller._clearml = type("C", (), methods)()
     await rig.poller.tick()
     assert rig.bus.events == []
     await rig.poller.tick()

@@ -1,0 +1,303 @@
+"""Quotas that hold across every ingest copy: counters in MongoDB.
+
+- **Rate:** a sliding window counted in `BUCKETS` time buckets (one document per user, path and
+  bucket, `$inc`-ed atomically). The count of "the last `window_s` seconds" is the sum of the
+  buckets inside the window plus the oldest bucket weighted by the part of it still inside (the
+  sliding-window counter; its error is at most one bucket's share, `window_s / BUCKETS`).
+  Buckets that have closed are read once and kept; a copy leases requests from the current
+  bucket in batches (`lease_size`), so a busy user's requests rarely wait for MongoDB.
+- **Concurrent tasks:** one document per accepted enqueue (`task_slots`, `_id` the request id).
+  A request inserts its slot first and then counts its user's slots, so two ingests racing for the
+  last slot can both refuse but never both pass; at the limit, slots whose request has ended (or
+  that are older than `task_slot_max_age_s`) are swept first.
+
+If MongoDB does not answer within `quota_store_timeout_s`, the process falls back to its own
+counts (`quotas.py`) and logs it: a paused database slows no caller, and quotas then hold per copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from services.ingest.quotas import ENDED, Lookup
+
+log = logging.getLogger(__name__)
+
+RATES = "quota_counters"
+SLOTS = "task_slots"
+BUCKETS = 10
+
+T = TypeVar("T")
+
+
+class StoreDown(Exception):
+    """The counters could not be reached in time: the caller falls back to its own counts."""
+
+
+class Counters(Protocol):
+    """Where bucket counts live (MongoDB; a dict in unit tests)."""
+
+    async def add(self, key: str, n: int) -> int: ...
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, int]: ...
+
+
+def bucket_key(path: str, bucket_s: float, bucket: int, user: str) -> str:
+    """The user goes last: any character in a user name keeps the key unambiguous."""
+    return f"{path}|{bucket_s:g}|{bucket}|{user}"
+
+
+def lease_size(limit: int) -> int:
+    """Requests a copy takes from the shared count at once: 1 (exact) for small limits; for large
+    ones a 40th of the limit, at most 100, so a busy user costs a round trip per that many."""
+    return max(1, min(100, limit // 40))
+
+
+@dataclass
+class _Lease:
+    """What this copy holds of one user's count in one bucket."""
+
+    bucket: int
+    left: int = 0
+    denied_until: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class SharedWindow:
+    """At most `limit` requests per user and path in any `window_s`, across processes.
+
+    A copy leases `lease_size(limit)` requests of the current bucket at once (`$inc` by that
+    many), hands them out locally, leases the next batch in the background when half is gone,
+    and gives back what is unused when the bucket ends. A refusal is remembered until the
+    request would fit (at most one bucket), so a caller over its quota costs no round trips.
+    """
+
+    counters: Counters
+    window_s: float
+    clock: Callable[[], float] = time.time
+    #: closed buckets are final: read once, kept (bounded: reset when it grows large)
+    _closed: dict[str, int] = field(default_factory=dict)
+    _leases: dict[tuple[str, str], _Lease] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def bucket_s(self) -> float:
+        return self.window_s / BUCKETS
+
+    async def take(self, user: str, path: str, limit: int) -> float | None:
+        """Count one request; None when allowed, else seconds until one would be."""
+        now = self.clock()
+        lease = self._lease(user, path, math.floor(now / self.bucket_s))
+        if now < lease.denied_until:
+            return lease.denied_until - now
+        size = lease_size(limit)
+        while lease.left == 0:
+            async with lease.lock:
+                if lease.left == 0:
+                    wait = await self._acquire(lease, user, path, limit, size)
+                    if wait is not None:
+                        return wait
+        lease.left -= 1
+        if size > 1 and lease.left < size // 2 and not lease.lock.locked():
+            self._spawn(self._prefetch(lease, user, path, limit, size))
+        return None
+
+    def _lease(self, user: str, path: str, current: int) -> _Lease:
+        lease = self._leases.get((user, path))
+        if lease is None or lease.bucket != current:
+            if lease is not None and lease.left:  # the bucket ended: give back what is unused
+                key = bucket_key(path, self.bucket_s, lease.bucket, user)
+                self._spawn(self._give_back(key, lease.left))
+            if len(self._leases) > 100_000:
+                self._leases.clear()
+            lease = self._leases[(user, path)] = _Lease(current)
+        return lease
+
+    async def _acquire(
+        self, lease: _Lease, user: str, path: str, limit: int, size: int
+    ) -> float | None:
+        """Lease up to `size` more; None when some were granted, else the seconds to wait."""
+        key = bucket_key(path, self.bucket_s, lease.bucket, user)
+        total = await self.counters.add(key, size)
+        older = await self._closed_counts(user, path, lease.bucket)
+        now = self.clock()
+        fraction = min(1.0, max(0.0, now / self.bucket_s - lease.bucket))
+        before = self._estimate(older, total - size, fraction)
+        granted = max(0, min(size, math.floor(limit - before)))
+        if granted < size:  # what does not fit goes back at once
+            await self.counters.add(key, granted - size)
+        lease.left += granted
+        if granted:
+            return None
+        wait = self._wait(older, total - size, fraction, limit)
+        lease.denied_until = now + min(wait, self.bucket_s)
+        return wait
+
+    async def _prefetch(self, lease: _Lease, user: str, path: str, limit: int, size: int) -> None:
+        async with lease.lock:
+            if lease.left < size // 2 and lease.bucket == math.floor(self.clock() / self.bucket_s):
+                with contextlib.suppress(StoreDown):
+                    await self._acquire(lease, user, path, limit, size)
+
+    async def _give_back(self, key: str, n: int) -> None:
+        with contextlib.suppress(StoreDown):
+            await self.counters.add(key, -n)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _closed_counts(self, user: str, path: str, current: int) -> list[int]:
+        """Counts of the BUCKETS buckets before the current one, oldest first."""
+        keys = [bucket_key(path, self.bucket_s, b, user) for b in range(current - BUCKETS, current)]
+        missing = [k for k in keys if k not in self._closed]
+        if missing:
+            if len(self._closed) > 200_000:
+                self._closed.clear()
+            found = await self.counters.get_many(missing)
+            self._closed.update({k: found.get(k, 0) for k in missing})
+        return [self._closed[k] for k in keys]
+
+    @staticmethod
+    def _estimate(older: list[int], current: int, fraction: float) -> float:
+        """The oldest bucket counts for the part of it still inside the window."""
+        return older[0] * (1.0 - fraction) + sum(older[1:]) + current
+
+    def _wait(self, older: list[int], current: int, fraction: float, limit: int) -> float:
+        """Seconds until one more request fits, if nobody else sends any."""
+        counts = [*older, current]
+        # Bucket i (0 = oldest) starts leaving the window (i + fraction) buckets from now and is
+        # gone one bucket later; find when what is left, plus this request, fits.
+        for i, n in enumerate(counts):
+            if n == 0:
+                continue
+            rest = sum(counts[i + 1 :])
+            if rest + 1 > limit:
+                continue
+            share = 1.0 - (limit - 1 - rest) / n  # part of bucket i that must have left
+            start = i - fraction  # in buckets from now; the oldest is already partly out
+            return max(0.0, (start + max(0.0, share)) * self.bucket_s)
+        return self.window_s
+
+
+@dataclass
+class MongoCounters:
+    """Bucket counts in `quota_counters`; every call bounded by `timeout_s`."""
+
+    db: AsyncDatabase[Doc]
+    timeout_s: float
+
+    async def add(self, key: str, n: int) -> int:
+        try:
+            return await self._add(key, n)
+        except DuplicateKeyError:  # two first upserts of one bucket at once: the loser retries
+            return await self._add(key, n)
+
+    async def _add(self, key: str, n: int) -> int:
+        doc = await self._bounded(
+            self.db[RATES].find_one_and_update(
+                {"_id": key},
+                {"$inc": {"n": n}, "$setOnInsert": {"at": datetime.now(UTC)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+        return _count(doc["n"]) if doc else n
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, int]:
+        async def read() -> dict[str, int]:
+            cursor = self.db[RATES].find({"_id": {"$in": list(keys)}}, {"n": 1})
+            return {str(d["_id"]): _count(d["n"]) async for d in cursor}
+
+        return await self._bounded(read())
+
+    async def forget_before(self, cutoff: datetime) -> None:
+        """Drop buckets older than `cutoff` (FerretDB 1.x has no TTL index)."""
+        await self._bounded(self.db[RATES].delete_many({"at": {"$lt": cutoff}}))
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self.timeout_s)
+        except (TimeoutError, *TRANSIENT_MONGO_ERRORS) as e:
+            raise StoreDown(str(e) or type(e).__name__) from e
+
+
+@dataclass
+class SharedTasks:
+    """Enqueue requests per user that may still be queued or running, across processes."""
+
+    db: AsyncDatabase[Doc]
+    lookup: Lookup
+    timeout_s: float
+    max_age_s: float
+
+    async def reserve(self, user: str, request_id: str, limit: int) -> bool:
+        """Take a slot for `request_id`; False (and no slot) when `user` is at the limit."""
+        slots = self.db[SLOTS]
+        now = datetime.now(UTC)
+        try:
+            await self._bounded(slots.insert_one({"_id": request_id, "user": user, "at": now}))
+        except DuplicateKeyError:
+            return True  # the same request again (a retry under the same id) holds one slot
+        # Counting stops past the limit: the cost does not grow with a generous quota.
+        if await self._bounded(slots.count_documents({"user": user}, limit=limit + 1)) <= limit:
+            return True
+        await self._sweep(user, now)
+        if await self._bounded(slots.count_documents({"user": user}, limit=limit + 1)) <= limit:
+            return True
+        await self.release(request_id)
+        return False
+
+    async def release(self, request_id: str) -> None:
+        """The request never got in, or it ended."""
+        await self._bounded(self.db[SLOTS].delete_one({"_id": request_id}))
+
+    async def _sweep(self, user: str, now: datetime) -> None:
+        docs: list[dict[str, Any]] = await self._bounded(
+            self.db[SLOTS].find({"user": user}).to_list(None)
+        )
+        too_old = now - timedelta(seconds=self.max_age_s)
+        ids = [str(d["_id"]) for d in docs]
+        statuses = await asyncio.gather(*(self.lookup(rid) for rid in ids))
+        done = [
+            rid
+            for rid, doc, status in zip(ids, docs, statuses, strict=True)
+            if status in ENDED or _aware(doc["at"]) < too_old
+        ]
+        if done:
+            await self._bounded(self.db[SLOTS].delete_many({"_id": {"$in": done}}))
+
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        try:
+            return await asyncio.wait_for(call, self.timeout_s)
+        except (TimeoutError, *TRANSIENT_MONGO_ERRORS) as e:
+            raise StoreDown(str(e) or type(e).__name__) from e
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) else int(str(value))
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+    """`task_slots` are counted per user; old rate buckets are dropped by time."""
+    await db[SLOTS].create_index("user")
+    await db[RATES].create_index("at")
