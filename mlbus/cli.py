@@ -15,6 +15,7 @@ from mlbus.demo import dev_token
 from mlbus.devissuer import DEV_USERS
 from mlbus.servers.keycloak import TokenError
 from mlbus.stack import INGEST_URL, ISSUER_URL
+from mlbus.tables import render
 
 
 def _say(text: str) -> None:
@@ -73,7 +74,11 @@ def cmd_admin(args: argparse.Namespace) -> int:
     path, body_of = _KINDS[args.command]
     url, headers = f"{args.url}/v1/admin/{path}", _admin_headers(args)
     if args.action == "list":
-        return _show(httpx.get(url, headers=headers))
+        response = httpx.get(url, headers=headers)
+        if args.json or response.status_code >= 400:
+            return _show(response)
+        _say(render(path, response.json()))
+        return 0
     if args.action == "rm":
         return _show(httpx.delete(f"{url}/{args.key}", headers=headers))
     return _show(httpx.post(url, json=body_of(args), headers=headers))
@@ -84,7 +89,8 @@ def _admin_parser(sub: Any, name: str, help_text: str) -> Any:
     parser.add_argument("--url", default=INGEST_URL, help="ingest's base URL")
     parser.add_argument("--token", help="admin access token (default: local dev admin)")
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("list")
+    listing = actions.add_parser("list", help="a table (ids shortened); --json for scripts")
+    listing.add_argument("--json", action="store_true", help="the API's JSON, ids in full")
     rm = actions.add_parser("rm")
     rm.add_argument("key", help="the opaque id (endpoints: <machine_id>/<endpoint>)")
     add = actions.add_parser("add")

@@ -22,9 +22,10 @@ from mlbus.servers.keycloak import KeycloakServer
 from mlbus.servers.process import REPO, Child, ServerError, port_open
 
 VAR = REPO / "var"
-ISSUER_PORT, SIM_PORT, NODE_PORT, INGEST_PORT = 8090, 8008, 8080, 8000
+ISSUER_PORT, SIM_PORT, NODE_PORT, INGEST_PORT, CONSOLE_PORT = 8090, 8008, 8080, 8000, 8001
 ISSUER_URL = f"http://127.0.0.1:{ISSUER_PORT}/realms/mlbus"
 INGEST_URL = f"http://127.0.0.1:{INGEST_PORT}"
+CONSOLE_URL = f"http://127.0.0.1:{CONSOLE_PORT}"
 #: The simulated GPU agent's machines are the simulator's demo agents' hosts ("gpu-box-01" of
 #: worker "gpu-box-01:gpu0"), so the monitor joins their heartbeats with the ClearML workers.
 DEMO_MACHINES = tuple(dict.fromkeys(worker.split(":", 1)[0] for worker, _, _ in DEMO_AGENTS))
@@ -79,6 +80,13 @@ def _processes(env: dict[str, str]) -> list[Proc]:
             f"{INGEST_URL} (HTTP API; docs at /docs)",
             _http_ok(f"{INGEST_URL}/readyz"),
         ),
+        Proc(
+            "console",
+            _py("services.console"),
+            f"{CONSOLE_URL} (web console; log in as admin / admin, operator / operator or "
+            "alice / alice)",
+            _http_ok(f"{CONSOLE_URL}/healthz"),
+        ),
     ]
     workers = [
         ("enqueuer", 9101, ()),
@@ -122,6 +130,9 @@ class Stack:
             "MLBUS_INGEST_AUDIENCE": self.keycloak.audience,
             # the simulator serves its file server under /files
             "MLBUS_INGEST_CLEARML_FILES_HOST": f"http://127.0.0.1:{SIM_PORT}/files",
+            "MLBUS_CONSOLE_ISSUER": ISSUER_URL,
+            "MLBUS_CONSOLE_INGEST_URL": INGEST_URL,
+            "MLBUS_CONSOLE_PUBLIC_URL": CONSOLE_URL,
             "PYTHONUNBUFFERED": "1",
         }
         self.procs = _processes(self.env)
@@ -189,7 +200,10 @@ def up() -> int:
     try:
         stack.up()
         seed_demo(INGEST_URL, ISSUER_URL, _say)
-        _say("mlbus is up. Ctrl-C stops everything.")
+        _say(
+            f"mlbus is up. The console: {CONSOLE_URL} (log in as admin / admin; "
+            "operator / operator, alice / alice). Ctrl-C stops everything."
+        )
         stack.watch()
     except KeyboardInterrupt:
         pass

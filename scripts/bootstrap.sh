@@ -21,3 +21,15 @@ bash deploy/kafka/fetch.sh >/dev/null
 bash deploy/ferretdb/build.sh >/dev/null
 bash deploy/keycloak/fetch.sh >/dev/null
 bash deploy/nodered/fetch.sh >/dev/null
+bash deploy/web/fetch.sh >/dev/null # axe-core for the browser tests (served assets are vendored)
+if ! command -v chromium >/dev/null; then
+  # The browser tests drive Debian's Chromium through Playwright (executable_path): no browser
+  # download of Playwright's own, which an offline machine could not make anyway.
+  echo "mlbus: installing Debian's chromium for the browser tests (apt-get, first run only)..."
+  mkdir -p var/logs
+  if [ "$(id -u)" -ne 0 ] || ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq chromium; } > var/logs/apt-chromium.log 2>&1; then
+    echo "mlbus: could not install chromium (root and Debian's packages are needed; see" \
+      "var/logs/apt-chromium.log); the browser tests will be skipped" >&2
+  fi
+fi

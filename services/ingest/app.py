@@ -15,6 +15,7 @@ from runtime.kafka import ensure_topics, start_producer
 from runtime.lifecycle import settle_heap
 from runtime.mongo import database, mongo_on, ping
 from runtime.rdkafka import RdProducer
+from runtime.webassets import install_api_docs
 from schemas.topics import REGISTRY
 from services.ingest import (
     admin,
@@ -24,6 +25,7 @@ from services.ingest import (
     dashboard,
     handlers,
     logs,
+    me,
     notifications,
     ondemand,
     resources,
@@ -117,6 +119,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         # from the Host header (an attacker's), and a 307 makes the client send the body, token
         # included, again. The compatibility paths answer both spellings themselves.
         redirect_slashes=False,
+        docs_url=None,  # served from the project's own files below (offline clusters)
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Routes are matched in order, each a regex: the on-demand path, the one that waits on the
@@ -125,6 +129,8 @@ def create_app(settings: IngestSettings) -> FastAPI:
         app.include_router(module.router)
     for router in (logs.admin_router, logs.user_router, dashboard.router, audit.router):
         app.include_router(router)
+    app.include_router(me.router)
+    install_api_docs(app)  # last: the API's routes are tried first
 
     async def kafka_ready() -> bool:
         try:

@@ -90,6 +90,7 @@ Audited = Annotated[AuditTrail, Depends(audit_trail)]
 async def audit(
     request: Request,
     who: Admin,
+    *,
     before: Annotated[
         str | None, Query(pattern=EVENT_ID, description="Only older than this id.")
     ] = None,
@@ -97,12 +98,18 @@ async def audit(
         str | None,
         Query(pattern=r"^(task_mappings|serving_machines|endpoint_mappings)$", description="Kind."),
     ] = None,
+    key: Annotated[
+        str | None,
+        Query(min_length=1, max_length=300, description="Only this mapping's changes (its id)."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
 ) -> AuditPage:
     """Every admin change, newest first, by pages."""
     query: dict[str, Any] = {} if before is None else {"_id": {"$lt": before}}
     if kind is not None:
         query["kind"] = kind
+    if key is not None:
+        query["key"] = key
     db = database(request.app.state.mongo, ingest_of(request).settings)
     try:
         docs = await db[AUDIT].find(query).sort("_id", -1).limit(limit).to_list(None)

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 
 from runtime.http import ApiError
 from runtime.mongo import database
+from schemas import logcsv
 from schemas.admin import LogEntry, LogPage
 from schemas.api import NAME, OPAQUE_ID
 from schemas.views import PATHS
-from services.ingest import errors, logcsv
+from services.ingest import errors
 from services.ingest.auth import Principal
 from services.ingest.deps import admin_principal, bearer_principal, ingest_of
 from services.ingest.logquery import (

@@ -28,9 +28,10 @@ SNAP4CITY_ROLES: dict[str, Grant] = {
     "AreaManager": "operator",
     "Manager": "user",
 }
-#: Clients whose client roles count by default: the API's own client (the audience) and the
-#: Node-RED client that Snap4City's nodes use.
-ROLE_CLIENTS = ("mlbus", "nodered-iotedge")
+#: Clients whose client roles count by default: the API's own client (the audience), the
+#: Node-RED client that Snap4City's nodes use, and the console (services/console), whose tokens
+#: carry the signed-in person's roles.
+ROLE_CLIENTS = ("mlbus", "nodered-iotedge", "mlbus-console")
 
 
 @dataclass(frozen=True)

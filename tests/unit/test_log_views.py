@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from schemas import logcsv
 from schemas.admin import LogEntry
 from schemas.views import (
     PATHS,
@@ -25,7 +26,6 @@ from schemas.views import (
     unfield,
     user_status_value,
 )
-from services.ingest import logcsv
 from services.ingest.logquery import (
     START,
     CursorError,

@@ -1,4 +1,5 @@
-"""Logs as CSV: one row per request, the columns both paths share plus each path's own."""
+"""Logs as CSV: one row per request, the columns both paths share plus each path's own. Shared:
+ingest streams it (`/v1/admin/logs.csv`), the console writes its exports with it."""
 
 from __future__ import annotations
 

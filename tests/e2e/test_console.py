@@ -1,0 +1,326 @@
+"""The console in Debian's Chromium against the real stack: Keycloak's own login page, ingest
+trusting the real realm, the enqueuer, monitor and logger on real Kafka and FerretDB, the
+ClearML simulator.
+
+Screenshots go to a temporary folder; with MLBUS_SCREENSHOTS=docs they replace the ones in
+docs/ that the README shows (so `make test` never dirties the tree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from clearml_sim.testing import SimServer
+from mlbus.servers.keycloak import KeycloakServer, password_grant
+from mlbus.servers.process import REPO
+from services.console.app import create_app as create_console
+from services.console.settings import ConsoleSettings
+from services.ingest.app import create_app as create_ingest
+from services.ingest.settings import IngestSettings
+from services.logger.app import run as run_logger
+from services.logger.settings import LoggerSettings
+from services.monitor.app import run as run_monitor
+from tests.browser import axe, browser, record_offsite  # noqa: F401 - fixtures by name
+from tests.conftest import Bus
+from tests.fixtures import (
+    PARKING,
+    UNLIMITED,
+    enqueuer_settings,
+    monitor_settings,
+    running_enqueuer,
+    running_worker,
+)
+from tests.support import ThreadedServer, eventually
+
+SHOTS = REPO / "docs" if os.environ.get("MLBUS_SCREENSHOTS") == "docs" else None
+
+
+@dataclass
+class Stack:
+    """Where the test's console and ingest listen, and the realm."""
+
+    console: str
+    ingest: str
+    keycloak: KeycloakServer
+
+    def token(self, user: str) -> str:
+        """A token by the password grant (the dev realm's passwords are the user names)."""
+        return password_grant(self.keycloak.realm_url, user, user)
+
+
+@pytest.fixture
+async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIterator[Stack]:
+    """Ingest (trusting the real realm), the workers a request needs to end, the console."""
+    settings = IngestSettings(
+        **bus.settings(),
+        jwks_url=keycloak.jwks_url,
+        issuer=keycloak.realm_url,
+        audience="mlbus",
+        instance="ingest-test",
+        **UNLIMITED,  # type: ignore[arg-type]
+    )
+    ingest = ThreadedServer(create_ingest(settings), "ingest")
+    await asyncio.to_thread(ingest.start)
+
+    def console_app(url: str) -> Any:
+        return create_console(
+            ConsoleSettings(public_url=url, ingest_url=ingest.url, issuer=keycloak.realm_url)
+        )
+
+    console = ThreadedServer(console_app, "console", factory=True)
+    await asyncio.to_thread(console.start)
+    logger = LoggerSettings(**bus.settings(), instance="logger-test", retry_cap_s=0.2)
+    try:
+        async with (
+            running_enqueuer(enqueuer_settings(bus, sim)),
+            running_worker(run_monitor, monitor_settings(bus, sim)),
+            running_worker(run_logger, logger),
+        ):
+            yield Stack(console.url, ingest.url, keycloak)
+    finally:
+        await asyncio.to_thread(console.stop)
+        await asyncio.to_thread(ingest.stop)
+
+
+async def shot(page: Page, name: str, tmp_path: Path) -> None:
+    """A screenshot: into docs/ when asked, else the test's temporary folder."""
+    folder = SHOTS or tmp_path
+    await page.screenshot(path=str(folder / f"console-{name}.png"), full_page=True)
+
+
+async def sign_in(
+    chromium: Browser, stack: Stack, user: str, locale: str = "en-GB"
+) -> tuple[BrowserContext, Page]:
+    """A fresh browser that signs in through Keycloak's own login page."""
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
+    page = await context.new_page()
+    await page.goto(f"{stack.console}/login")
+    await page.wait_for_url(f"{stack.keycloak.url}/**")
+    await page.fill("#username", user)
+    await page.fill("#password", user)
+    await page.click("#kc-login")
+    await page.wait_for_url(f"{stack.console}/**")
+    await expect(page.locator("#user")).to_have_text(user)
+    return context, page
+
+
+async def no_serious_violations(page: Page) -> None:
+    found = await axe(page)
+    assert found == [], found
+
+
+async def api(stack: Stack, user: str, path: str, **params: Any) -> Any:
+    headers = {"Authorization": f"Bearer {await asyncio.to_thread(stack.token, user)}"}
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        response = await client.get(path, headers=headers, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+async def test_admin_maps_a_task_a_user_runs_it_and_the_dashboard_counts_it(
+    stack: Stack,
+    browser: Browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    admin_context, admin = await sign_in(browser, stack, "admin")
+    offsite = record_offsite(admin)
+    assert admin.url == f"{stack.console}/dashboard"
+
+    # Create through the form: a bad id first (the API's error shown at its field), then good.
+    await admin.goto(f"{stack.console}/mappings/tasks")
+    await admin.fill("#f-clearml_task_id", "not-an-id")
+    await admin.fill("#f-default_queue", "gpu-a100")
+    await admin.click("#create button[type=submit]")
+    await expect(admin.locator("#e-clearml_task_id")).to_be_visible()
+    await expect(admin.locator("#f-clearml_task_id")).to_have_attribute("aria-invalid", "true")
+
+    # A queue the cluster lacks: the known queues are offered (once the monitor has seen them).
+    async def queues_known() -> Any:
+        return (await api(stack, "admin", "/v1/resources"))["queues"]
+
+    await eventually(queues_known, timeout_s=30, what="the monitor's queues")
+    await admin.fill("#f-clearml_task_id", PARKING)
+    await admin.fill("#f-default_queue", "nowhere")
+    await admin.click("#create button[type=submit]")
+    await expect(admin.locator("#known-queues")).to_contain_text("gpu-a100")
+    await expect(admin.locator("#f-clearml_task_id")).to_have_value(PARKING)  # the form is kept
+    await admin.fill("#f-default_queue", "gpu-a100")
+    await admin.fill("#f-allowed_queues", "gpu-t4, cpu")
+    await admin.fill("#f-description", "Parking occupancy forecast")
+    await admin.click("#create button[type=submit]")
+    task_id = (await admin.locator("#created-id").inner_text()).strip()
+    mappings = await api(stack, "admin", "/v1/admin/task-mappings")
+    assert [m["task_id"] for m in mappings] == [task_id]
+    await expect(admin.locator(f"#mappings tr[data-key='{task_id}']")).to_contain_text("gpu-a100")
+    await no_serious_violations(admin)
+    await shot(admin, "mappings", tmp_path)
+    await admin.click(f"#mappings tr[data-key='{task_id}'] a")
+    await expect(admin.locator("#audit .action").first).to_have_text("create")
+    await expect(admin.locator("#audit")).to_contain_text("admin")
+
+    # Alice watches her requests; the one she enqueues reaches `completed` without a reload.
+    alice_context, alice = await sign_in(browser, stack, "alice")
+    assert alice.url == f"{stack.console}/my/requests"
+    await alice.evaluate("window.notReloaded = true")
+    token = await asyncio.to_thread(stack.token, "alice")
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        accepted = await client.post(
+            "/v1/enqueue",
+            json={"task_id": task_id},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert accepted.status_code == 202, accepted.text
+    rid = accepted.json()["request_id"]
+    row = alice.locator(f"#my-rows tr[data-request-id='{rid}'] .status")
+    await expect(row).to_have_text("completed", timeout=45_000)
+    assert await alice.evaluate("window.notReloaded") is True
+    await no_serious_violations(alice)
+    await shot(alice, "my-requests", tmp_path)
+
+    # The dashboard's numbers are the API's: the counts and every point of a chart.
+    async def counted() -> dict[str, Any] | None:
+        data = await api(stack, "admin", "/v1/admin/dashboard", hours=24, days=30)
+        return data if sum(h["count"] for h in data["enqueue"]["hours"]) >= 1 else None
+
+    expected = await eventually(counted, timeout_s=30, what="the enqueue in the dashboard")
+    await admin.goto(f"{stack.console}/dashboard")
+    await expect(admin.locator("#n-tasks")).to_have_text(str(expected["tasks"]))
+    await expect(admin.locator("#n-machines")).to_have_text(str(expected["serving_machines"]))
+    chart = admin.locator("#chart-enqueue-hours")
+    await expect(chart.locator("canvas")).to_have_count(1)
+    drawn = await chart.get_attribute("data-chart")
+    assert drawn is not None
+    points = json.loads(drawn)
+    assert points["counts"] == [h["count"] for h in expected["enqueue"]["hours"]]
+    assert points["labels"] == [h["start"] for h in expected["enqueue"]["hours"]]
+    await expect(admin.locator("#totals-enqueue .count")).to_have_text(
+        str(sum(d["count"] for d in expected["enqueue"]["days"]))
+    )
+    await no_serious_violations(admin)
+    await shot(admin, "dashboard", tmp_path)
+    # Live: a mapping made elsewhere shows in the counts without a reload.
+    await admin.evaluate("window.notReloaded = true")
+    token = await asyncio.to_thread(stack.token, "admin")
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        other = await client.post(
+            "/v1/admin/task-mappings?force=true",
+            json={"clearml_task_id": "f" * 32, "default_queue": "gpu-a100"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert other.status_code == 201, other.text
+    await expect(admin.locator("#n-tasks")).to_have_text(str(expected["tasks"] + 1), timeout=15_000)
+    assert await admin.evaluate("window.notReloaded") is True
+    await expect(admin.locator("#chart-enqueue-hours canvas")).to_have_count(1)  # redrawn
+
+    # The logs: the enqueue is there with its detail page (timeline, latency split).
+    await admin.goto(f"{stack.console}/logs/enqueue")
+    await expect(admin.locator(f"#logs tr[data-request-id='{rid}']")).to_contain_text("alice")
+    await no_serious_violations(admin)
+    await shot(admin, "logs", tmp_path)
+    export = await admin.request.get(f"{stack.console}/logs/enqueue/export.csv")
+    assert export.status == 200
+    assert rid in await export.text()
+    await admin.goto(f"{stack.console}/requests/{rid}")
+    await expect(admin.locator("#request-status")).to_have_text("completed")
+    await expect(admin.locator("#latency")).to_be_visible()
+    await no_serious_violations(admin)
+
+    # Italian: by the switch, and by Accept-Language in a browser that prefers it.
+    await admin.goto(f"{stack.console}/lang/it?next=/dashboard")
+    await expect(admin.locator("h1")).to_have_text("Cruscotto")
+    await no_serious_violations(admin)
+    assert offsite == []
+    await admin_context.close()
+    await alice_context.close()
+
+
+async def test_roles_privacy_csrf_and_logout(
+    stack: Stack,
+    browser: Browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # Alice's request: bob never sees it, by link or by list.
+    token = await asyncio.to_thread(stack.token, "admin")
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        made = await client.post(
+            "/v1/admin/task-mappings?force=true",
+            json={"clearml_task_id": PARKING, "default_queue": "gpu-a100"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert made.status_code == 201, made.text
+        alice_token = await asyncio.to_thread(stack.token, "alice")
+        accepted = await client.post(
+            "/v1/enqueue",
+            json={"task_id": made.json()["task_id"]},
+            headers={"Authorization": f"Bearer {alice_token}"},
+        )
+    rid = accepted.json()["request_id"]
+    alice_context, alice = await sign_in(browser, stack, "alice")
+    await expect(alice.locator(f"#my-rows tr[data-request-id='{rid}']")).to_have_count(1)
+    own = await alice.goto(f"{stack.console}/requests/{rid}")
+    assert own is not None
+    assert own.status == 200
+    await expect(alice.locator("#request-status")).to_be_visible()
+    # A user on an admin page: 403 from the console itself.
+    denied = await alice.goto(f"{stack.console}/dashboard")
+    assert denied is not None
+    assert denied.status == 403
+    await alice_context.close()
+
+    bob_context, bob = await sign_in(browser, stack, "bob", locale="it-IT")
+    theirs = await bob.goto(f"{stack.console}/requests/{rid}")
+    assert theirs is not None
+    assert theirs.status == 404
+    await bob.goto(f"{stack.console}/my/requests")
+    await expect(bob.locator("h1")).to_have_text("Le mie richieste")  # Accept-Language: it-IT
+    await expect(bob.locator(f"tr[data-request-id='{rid}']")).to_have_count(0)
+    assert rid not in await bob.content()
+    await bob_context.close()
+
+    # The operator: resources with machine names, no mapping page.
+    context, operator = await sign_in(browser, stack, "operator")
+    assert operator.url == f"{stack.console}/resources"
+    await no_serious_violations(operator)
+    await shot(operator, "resources", tmp_path)
+    await operator.goto(f"{stack.console}/notifications")
+    await expect(operator.locator("h1")).to_have_text("Notifications")
+    await no_serious_violations(operator)
+    page = await operator.goto(f"{stack.console}/mappings/tasks")
+    assert page is not None
+    assert page.status == 403
+    # A post without the session's CSRF token is refused (the session's cookie rides along).
+    refused = await operator.request.post(
+        f"{stack.console}/mappings/tasks/delete", form={"key": "x"}, max_redirects=0
+    )
+    assert refused.status == 403
+    assert "csrf" in (await refused.text()).lower()
+    await context.close()
+
+    # An admin's CSRF-less delete is refused too, and the mapping stays.
+    context, admin = await sign_in(browser, stack, "admin")
+    refused = await admin.request.post(
+        f"{stack.console}/mappings/tasks/delete",
+        form={"key": made.json()["task_id"]},
+        max_redirects=0,
+    )
+    assert refused.status == 403
+    assert len(await api(stack, "admin", "/v1/admin/task-mappings")) == 1
+
+    # Logout ends the console's session and Keycloak's: the next login asks for the password.
+    await admin.click("header form[action='/logout'] button")
+    await admin.wait_for_url(f"{stack.console}/")
+    after = await admin.goto(f"{stack.console}/dashboard")
+    assert after is not None
+    await admin.wait_for_url(f"{stack.keycloak.url}/**")
+    await expect(admin.locator("#username")).to_be_visible()
+    await context.close()
