@@ -35,7 +35,10 @@ async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
             producer = await start_producer(stack, settings, linger_ms=settings.linger_ms)
             publisher = HeartbeatPublisher(producer, HEARTBEATS.named(settings.topic_prefix))
             metrics.ready(SERVICE, True)
-            await HeartbeatLoop(collector, publisher, settings.interval_s).run(stop)
+            try:
+                await HeartbeatLoop(collector, publisher, settings.interval_s).run(stop)
+            finally:
+                metrics.ready(SERVICE, False)
 
 
 def read_once(settings: AgentSettings) -> list[AgentHeartbeat]:

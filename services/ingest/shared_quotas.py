@@ -130,13 +130,25 @@ class SharedWindow:
     async def _acquire(
         self, lease: _Lease, user: str, path: str, limit: int, size: int
     ) -> float | None:
-        """Lease up to `size` more; None when some were granted, else the seconds to wait."""
+        """Lease up to `size` more; None when some were granted, else the seconds to wait.
+
+        Near a bucket's edge, a copy counts into one bucket while another already counts into
+        the next. Each writes first and then reads its neighbour (the previous bucket early in
+        one, the next bucket late in one), so of two racing requests at least one sees the
+        other: the limit holds across the edge (found by two ingests under one burst).
+        """
         key = bucket_key(path, self.bucket_s, lease.bucket, user)
         total = await self.counters.add(key, size)
-        older = await self._closed_counts(user, path, lease.bucket)
         now = self.clock()
-        fraction = min(1.0, max(0.0, now / self.bucket_s - lease.bucket))
-        before = self._estimate(older, total - size, fraction)
+        into = now - lease.bucket * self.bucket_s  # seconds into the bucket
+        settle = min(1.0, self.bucket_s / 2)
+        older = await self._closed_counts(user, path, lease.bucket, fresh_last=into < settle)
+        later = 0
+        if into > self.bucket_s - settle:
+            nxt = bucket_key(path, self.bucket_s, lease.bucket + 1, user)
+            later = (await self.counters.get_many([nxt])).get(nxt, 0)
+        fraction = min(1.0, max(0.0, into / self.bucket_s))
+        before = self._estimate(older, total - size + later, fraction)
         granted = max(0, min(size, math.floor(limit - before)))
         if granted < size:  # what does not fit goes back at once
             await self.counters.add(key, granted - size)
@@ -162,16 +174,25 @@ class SharedWindow:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _closed_counts(self, user: str, path: str, current: int) -> list[int]:
-        """Counts of the BUCKETS buckets before the current one, oldest first."""
+    async def _closed_counts(
+        self, user: str, path: str, current: int, *, fresh_last: bool = False
+    ) -> list[int]:
+        """Counts of the BUCKETS buckets before the current one, oldest first. The one just
+        closed is read again (and not kept) while `fresh_last`: late writes may still land."""
         keys = [bucket_key(path, self.bucket_s, b, user) for b in range(current - BUCKETS, current)]
         missing = [k for k in keys if k not in self._closed]
+        if fresh_last:
+            self._closed.pop(keys[-1], None)
+            missing = [k for k in keys if k not in self._closed]
         if missing:
             if len(self._closed) > 200_000:
                 self._closed.clear()
             found = await self.counters.get_many(missing)
             self._closed.update({k: found.get(k, 0) for k in missing})
-        return [self._closed[k] for k in keys]
+        counts = [self._closed[k] for k in keys]
+        if fresh_last:
+            self._closed.pop(keys[-1], None)
+        return counts
 
     @staticmethod
     def _estimate(older: list[int], current: int, fraction: float) -> float:

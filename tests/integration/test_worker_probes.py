@@ -22,6 +22,8 @@ async def test_healthz_readyz_and_metrics_answer_on_the_workers_port() -> None:
     port = free_port()
     metrics.start_metrics(port, "127.0.0.1")
     base = f"http://127.0.0.1:{port}"
+    # One process runs many services' loops in the test suite; start from none.
+    metrics.READY.clear()
     metrics.ready("probes-it", False)
     assert await asyncio.to_thread(_status, f"{base}/healthz") == 200
     assert await asyncio.to_thread(_status, f"{base}/readyz") == 503

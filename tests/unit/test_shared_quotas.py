@@ -72,7 +72,7 @@ async def test_the_oldest_bucket_counts_for_the_part_still_inside_the_window() -
 
 
 async def test_closed_buckets_are_read_once() -> None:
-    now = [6000.0]
+    now = [6002.0]  # past the first second of a bucket, when the one before is settled
     counters = DictCounters()
     window = SharedWindow(counters, 60, clock=lambda: now[0])
     for _ in range(50):
@@ -142,3 +142,16 @@ async def test_what_a_copy_leased_and_did_not_use_is_given_back_when_the_bucket_
         await asyncio.sleep(0)
     first = next(k for k in shared.counts if "|1000|" in k)
     assert shared.counts[first] == 1  # only the request it let through still counts
+
+
+async def test_the_limit_holds_across_a_bucket_edge_when_copies_race() -> None:
+    """Found by two ingests under one burst: one copy still counting into a bucket while the
+    other counted into the next; each saw only its own bucket, and five of four passed."""
+    shared = DictCounters()
+    late_clock, early_clock = [6005.9], [6006.1]  # either side of the edge at 6006
+    late = SharedWindow(shared, 60, clock=lambda: late_clock[0])
+    early = SharedWindow(shared, 60, clock=lambda: early_clock[0])
+    for _ in range(3):
+        assert await late.take("alice", "enqueue", 4) is None
+    assert await early.take("alice", "enqueue", 4) is None  # the 4th, in the next bucket
+    assert await late.take("alice", "enqueue", 4) is not None  # a 5th, on the late copy
