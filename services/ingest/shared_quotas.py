@@ -72,7 +72,8 @@ class _Lease:
 
     bucket: int
     left: int = 0
-    denied_until: float = 0.0
+    denied_until: float = 0.0  # refusals are answered from memory until then
+    retry_at: float = 0.0  # when the last refused request would have fit
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -103,7 +104,7 @@ class SharedWindow:
         now = self.clock()
         lease = self._lease(user, path, math.floor(now / self.bucket_s))
         if now < lease.denied_until:
-            return lease.denied_until - now
+            return max(lease.retry_at - now, 0.0)
         size = lease_size(limit)
         while lease.left == 0:
             async with lease.lock:
@@ -157,6 +158,7 @@ class SharedWindow:
             return None
         wait = self._wait(older, total - size, fraction, limit)
         lease.denied_until = now + min(wait, self.bucket_s)
+        lease.retry_at = now + wait
         return wait
 
     async def _prefetch(self, lease: _Lease, user: str, path: str, limit: int, size: int) -> None:

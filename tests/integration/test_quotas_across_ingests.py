@@ -38,7 +38,11 @@ async def two_ingests(
 
 
 async def test_a_rate_quota_counts_the_requests_of_every_copy(bus: Bus, issuer: Issuer) -> None:
-    async with two_ingests(bus, issuer, rate_quotas={"enqueue": {"user": 4}}) as (one, two):
+    # A store slower than the timeout makes each copy count alone (by design, logged); here the
+    # shared count is under test, so the store is given time even on a loaded machine.
+    async with two_ingests(
+        bus, issuer, rate_quotas={"enqueue": {"user": 4}}, quota_store_timeout_s=10.0
+    ) as (one, two):
         task_id = await map_parking(one, issuer)
         body, alice = {"task_id": task_id, "input": {}}, bearer(issuer.token())
         answers = await asyncio.gather(
@@ -56,7 +60,10 @@ async def test_a_rate_quota_counts_the_requests_of_every_copy(bus: Bus, issuer: 
 async def test_a_task_quota_holds_across_copies_and_frees_when_a_task_ends(
     bus: Bus, issuer: Issuer, mongo_db: Any
 ) -> None:
-    async with two_ingests(bus, issuer, task_quotas={"user": 2}) as (one, two):
+    async with two_ingests(bus, issuer, task_quotas={"user": 2}, quota_store_timeout_s=10.0) as (
+        one,
+        two,
+    ):
         task_id = await map_parking(one, issuer)
         body, alice = {"task_id": task_id, "input": {}}, bearer(issuer.token())
         answers = await asyncio.gather(
