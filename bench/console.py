@@ -33,7 +33,7 @@ import httpx
 
 from bench.harness import Stack, say, summary, wait_http, write_report
 from bench.logs import MACHINES, fill
-from bench.ondemand import FEATURES, SERVICE_TASK, drive
+from bench.ondemand import FEATURES, drive, map_demo_endpoint
 from mlbus.servers.process import free_port
 
 PAGE_P99_MS, PAINT_MS, WEIGHT_KB = 150.0, 500.0, 250.0
@@ -175,21 +175,7 @@ async def ondemand_under_load(
     user = {"Authorization": f"Bearer {stack.token('alice', ['Manager'])}"}
     out: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        async with session.post(
-            f"{stack.ingest_url}/v1/admin/serving-machines",
-            headers=admin,
-            json={
-                "serving_task_id": SERVICE_TASK,
-                "base_urls": [f"http://127.0.0.1:{node_port}/serve"],
-            },
-        ) as r:
-            machine = (await r.json())["machine_id"]
-        async with session.post(
-            f"{stack.ingest_url}/v1/admin/endpoint-mappings",
-            headers=admin,
-            json={"machine_id": machine, "endpoint": "parking_free_slots", "timeout_s": 10},
-        ):
-            pass
+        machine = await map_demo_endpoint(session, stack, admin, node_port)
         await asyncio.sleep(6)  # ingest's mapping cache refreshes every 5 s
         body = {"machine_id": machine, "endpoint": "parking_free_slots", "input": FEATURES}
 

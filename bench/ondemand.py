@@ -36,6 +36,28 @@ FEATURES = {
 SERVICE_TASK = "5e7f0c1d9a2b4c3d8e6f7a1b2c3d4e5f"
 
 
+async def map_demo_endpoint(
+    session: aiohttp.ClientSession, stack: Stack, admin: dict[str, str], node_port: int
+) -> str:
+    """Map the demo serving node and its parking_free_slots endpoint; the machine's opaque id."""
+    async with session.post(
+        f"{stack.ingest_url}/v1/admin/serving-machines",
+        headers=admin,
+        json={
+            "serving_task_id": SERVICE_TASK,
+            "base_urls": [f"http://127.0.0.1:{node_port}/serve"],
+        },
+    ) as r:
+        machine: str = (await r.json())["machine_id"]
+    async with session.post(
+        f"{stack.ingest_url}/v1/admin/endpoint-mappings",
+        headers=admin,
+        json={"machine_id": machine, "endpoint": "parking_free_slots", "timeout_s": 10},
+    ):
+        pass
+    return machine
+
+
 async def drive(
     session: aiohttp.ClientSession, call: Any, count: int, rate: float | None, concurrency: int
 ) -> tuple[list[float], int]:
@@ -105,21 +127,7 @@ async def run(args: argparse.Namespace) -> None:
     try:
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.post(
-                f"{stack.ingest_url}/v1/admin/serving-machines",
-                headers=admin,
-                json={
-                    "serving_task_id": SERVICE_TASK,
-                    "base_urls": [f"http://127.0.0.1:{node_port}/serve"],
-                },
-            ) as r:
-                machine = (await r.json())["machine_id"]
-            async with session.post(
-                f"{stack.ingest_url}/v1/admin/endpoint-mappings",
-                headers=admin,
-                json={"machine_id": machine, "endpoint": "parking_free_slots", "timeout_s": 10},
-            ):
-                pass
+            machine = await map_demo_endpoint(session, stack, admin, node_port)
             body = {"machine_id": machine, "endpoint": "parking_free_slots", "input": FEATURES}
 
             async def direct(s: aiohttp.ClientSession) -> bool:
