@@ -10,11 +10,8 @@ PermanentError (runtime.retry)            logged on the request, dead-lettered a
 
 from __future__ import annotations
 
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from runtime.retry import RetriableError
-
-
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer."""
 
 
 class PublishFailed(RetriableError):

@@ -11,8 +11,4 @@ same message applies it instead of taking it for a duplicate.
 
 from __future__ import annotations
 
-from runtime.retry import RetriableError
-
-
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer."""
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export

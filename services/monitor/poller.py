@@ -25,11 +25,11 @@ from typing import Any, Protocol
 from runtime.clearml import ClearMLRejected, ClearMLUnavailable
 from runtime.logs import request_id_var
 from schemas.base import utcnow
+from schemas.status import ENDED
 from schemas.tasks import TaskEvent
 from services.monitor.clearml import chunks
 from services.monitor.errors import PublishFailed, StoreUnavailable
 from services.monitor.lifecycle import (
-    TERMINAL,
     Change,
     Watched,
     WatchSet,
@@ -175,5 +175,5 @@ class Poller:
                 log.warning("task event not published (%s); trying again next tick", exc)
                 return
             watched.pending.pop(0)
-        if watched.status in TERMINAL:
+        if watched.status in ENDED:
             self._watch.drop(watched.request_id)

@@ -14,15 +14,12 @@ marked and is written on the next tick.
 
 from __future__ import annotations
 
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from runtime.retry import PermanentError, RetriableError
 
 
 class BusUnavailable(RetriableError):
     """Kafka did not acknowledge a state record or a notification."""
-
-
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer."""
 
 
 class WebhookUnavailable(RetriableError):
