@@ -123,6 +123,18 @@ EN: dict[str, str] = {
     "result": "Result",
     "yes": "yes",
     "no": "no",
+    "catalog": "Catalog",
+    "catalog_intro": "The tasks and model endpoints you may call, by the ids to send.",
+    "catalog_tasks": "Tasks you may enqueue",
+    "catalog_tasks_how": "Send the task id as {field} to {route}.",
+    "catalog_endpoints": "Model endpoints you may call",
+    "catalog_endpoints_how": (
+        "Send the machine id as {machine} and the endpoint as {endpoint} to {route}."
+    ),
+    "catalog_no_tasks": "No task is mapped yet: ask an admin to map one.",
+    "catalog_no_endpoints": "No model endpoint is mapped yet: ask an admin to map one.",
+    "no_description": "(no description)",
+    "input_schema": "Input shape",
 }
 
 IT: dict[str, str] = {
@@ -238,6 +250,22 @@ IT: dict[str, str] = {
     "result": "Risultato",
     "yes": "sì",
     "no": "no",
+    "catalog": "Catalogo",
+    "catalog_intro": "I task e gli endpoint dei modelli che puoi chiamare, con gli id da inviare.",
+    "catalog_tasks": "Task che puoi accodare",
+    "catalog_tasks_how": "Invia l'id del task come {field} a {route}.",
+    "catalog_endpoints": "Endpoint dei modelli che puoi chiamare",
+    "catalog_endpoints_how": (
+        "Invia l'id della macchina come {machine} e l'endpoint come {endpoint} a {route}."
+    ),
+    "catalog_no_tasks": (
+        "Nessun task è ancora mappato: chiedi a un amministratore di mapparne uno."
+    ),
+    "catalog_no_endpoints": (
+        "Nessun endpoint è ancora mappato: chiedi a un amministratore di mapparne uno."
+    ),
+    "no_description": "(nessuna descrizione)",
+    "input_schema": "Forma dell'input",
 }
 
 MESSAGES = {"en": EN, "it": IT}

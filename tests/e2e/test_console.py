@@ -58,9 +58,8 @@ class Stack:
         return password_grant(self.keycloak.realm_url, user, user)
 
 
-@pytest.fixture
-async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIterator[Stack]:
-    """Ingest (trusting the real realm), the workers a request needs to end, the console."""
+def ingest_server(bus: Bus, keycloak: KeycloakServer) -> ThreadedServer:
+    """Ingest trusting the real realm (not started)."""
     settings = IngestSettings(
         **bus.settings(),
         jwks_url=keycloak.jwks_url,
@@ -69,12 +68,23 @@ async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIter
         instance="ingest-test",
         **UNLIMITED,  # type: ignore[arg-type]
     )
-    ingest = ThreadedServer(create_ingest(settings), "ingest")
+    return ThreadedServer(create_ingest(settings), "ingest")
+
+
+@pytest.fixture
+async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIterator[Stack]:
+    """Ingest (trusting the real realm), the workers a request needs to end, the console."""
+    ingest = ingest_server(bus, keycloak)
     await asyncio.to_thread(ingest.start)
 
     def console_app(url: str) -> Any:
         return create_console(
-            ConsoleSettings(public_url=url, ingest_url=ingest.url, issuer=keycloak.realm_url)
+            ConsoleSettings(
+                **bus.settings(),
+                public_url=url,
+                ingest_url=ingest.url,
+                issuer=keycloak.realm_url,
+            )
         )
 
     console = ThreadedServer(console_app, "console", factory=True)
@@ -324,3 +334,93 @@ async def test_roles_privacy_csrf_and_logout(
     await admin.wait_for_url(f"{stack.keycloak.url}/**")
     await expect(admin.locator("#username")).to_be_visible()
     await context.close()
+
+
+async def test_a_user_sees_the_catalog_of_what_they_may_call(
+    stack: Stack,
+    browser: Browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # Nothing mapped yet: the page says so and who to ask.
+    alice_context, alice = await sign_in(browser, stack, "alice")
+    await alice.click("header nav a[href='/catalog']")
+    await expect(alice.locator("h1")).to_have_text("Catalog")
+    await expect(alice.locator("#no-tasks")).to_be_visible()
+    await expect(alice.locator("#no-endpoints")).to_be_visible()
+
+    token = await asyncio.to_thread(stack.token, "admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        for clearml_id, description in ((PARKING, "Parking occupancy forecast"), ("e" * 32, "")):
+            made = await client.post(
+                "/v1/admin/task-mappings?force=true",
+                json={
+                    "clearml_task_id": clearml_id,
+                    "default_queue": "gpu-a100",
+                    "allowed_queues": ["cpu"],
+                    "description": description,
+                },
+                headers=headers,
+            )
+            assert made.status_code == 201, made.text
+        machine = await client.post(
+            "/v1/admin/serving-machines",
+            json={
+                "serving_task_id": "7a" * 16,
+                "base_urls": ["http://10.9.8.7:8080/serve"],
+                "description": "City models",
+            },
+            headers=headers,
+        )
+        assert machine.status_code == 201, machine.text
+        machine_id = machine.json()["machine_id"]
+        schema = {"type": "object", "properties": {"capacity": {"type": "integer"}}}
+        for endpoint, extra in (
+            ("parking_free_slots", {"description": "Free slots now", "input_schema": schema}),
+            ("traffic_flow", {}),
+        ):
+            mapped = await client.post(
+                "/v1/admin/endpoint-mappings",
+                json={"machine_id": machine_id, "endpoint": endpoint, **extra},
+                headers=headers,
+            )
+            assert mapped.status_code == 201, mapped.text
+
+    # Exactly what the API says alice may call: every id, no other, no real ClearML id.
+    expected = await api(stack, "alice", "/v1/catalog")
+    assert len(expected["tasks"]) == 2
+    assert len(expected["endpoints"]) == 2
+    await alice.reload()
+    rows = alice.locator("#catalog-tasks tbody tr")
+    await expect(rows).to_have_count(2)
+    shown = await rows.evaluate_all("rows => rows.map(r => r.dataset.taskId)")
+    assert shown == [t["task_id"] for t in expected["tasks"]]
+    first = alice.locator(f"#catalog-tasks tr[data-task-id='{expected['tasks'][0]['task_id']}']")
+    await expect(first).to_contain_text(expected["tasks"][0]["description"] or "no description")
+    endpoints = alice.locator("#catalog-endpoints tbody tr")
+    shown_endpoints = await endpoints.evaluate_all(
+        "rows => rows.map(r => [r.dataset.machineId, r.dataset.endpoint])"
+    )
+    assert shown_endpoints == [[e["machine_id"], e["endpoint"]] for e in expected["endpoints"]]
+    slots = alice.locator("#catalog-endpoints tr[data-endpoint='parking_free_slots']")
+    await expect(slots).to_contain_text("Free slots now")
+    await expect(slots).to_contain_text("City models")
+    page = await alice.content()
+    assert PARKING not in page
+    assert "10.9.8.7" not in page
+    # The copy button holds the id to send.
+    button = first.locator("button.copy")
+    assert await button.get_attribute("data-copy") == expected["tasks"][0]["task_id"]
+    await no_serious_violations(alice)
+    await shot(alice, "catalog", tmp_path)
+
+    # In Italian too; and every role has it in the menu.
+    await alice.goto(f"{stack.console}/lang/it?next=/catalog")
+    await expect(alice.locator("h1")).to_have_text("Catalogo")
+    await expect(alice.locator("#catalog-endpoints thead")).to_contain_text("Descrizione")
+    await no_serious_violations(alice)
+    await alice_context.close()
+    for user in ("operator", "admin"):
+        context, page_of = await sign_in(browser, stack, user)
+        await expect(page_of.locator("header nav a[href='/catalog']")).to_have_count(1)
+        await context.close()
