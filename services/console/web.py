@@ -74,7 +74,7 @@ def render(
 
 async def session_of(request: Request) -> Session:
     """The signed-in session; NotSignedIn (a redirect to the login) otherwise."""
-    session = console_of(request).sessions.get(request.cookies.get(COOKIE))
+    session = await console_of(request).sessions.get(request.cookies.get(COOKIE))
     if session is None:
         raise NotSignedIn("Sign in first.")
     return session

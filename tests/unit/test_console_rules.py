@@ -10,7 +10,8 @@ from services.console.errors import ApiFailed
 from services.console.i18n import EN, IT, choose, translator
 from services.console.mappings import KINDS, body_of, field_errors
 from services.console.oidc import Tokens, challenge, new_login
-from services.console.sessions import Session, Sessions
+from services.console.sessions import MemorySessions, Session, key_of
+from services.console.settings import ConsoleSettings
 from services.console.web import csp, local_path
 
 
@@ -44,28 +45,31 @@ def test_pkce_is_s256_of_a_fresh_verifier() -> None:
     assert len(one.verifier) >= 43
 
 
-def test_a_login_finishes_once_in_the_browser_that_started_it() -> None:
-    sessions = Sessions(idle_s=60, max_sessions=10)
+async def test_a_login_finishes_once_in_the_browser_that_started_it() -> None:
+    sessions = MemorySessions(idle_s=60)
     login = new_login("/dashboard")
-    key = sessions.start_login(login)
-    assert sessions.finish_login(key, "another-state") is None
-    key = sessions.start_login(login)
-    assert sessions.finish_login(None, login.state) is None  # no cookie: another browser
-    assert sessions.finish_login(key, login.state) == login
-    assert sessions.finish_login(key, login.state) is None  # used once
+    key = await sessions.start_login(login)
+    assert await sessions.finish_login(key, "another-state") is None
+    key = await sessions.start_login(login)
+    assert await sessions.finish_login(None, login.state) is None  # no cookie: another browser
+    assert await sessions.finish_login(key, login.state) == login
+    assert await sessions.finish_login(key, login.state) is None  # used once
 
 
-def test_sessions_check_csrf_and_end() -> None:
-    sessions = Sessions(idle_s=60, max_sessions=2)
+async def test_sessions_check_csrf_and_end() -> None:
+    sessions = MemorySessions(idle_s=60)
     session = Session("alice", frozenset({"user"}), Tokens("a", "r", "i", 0.0))
-    key = sessions.create(session)
-    assert sessions.get(key) is session
+    secret = await sessions.create(session)
+    found = await sessions.get(secret)
+    assert found is not None
+    assert (found.user, found.csrf, found.tokens) == ("alice", session.csrf, session.tokens)
+    assert session.key == key_of(secret) != secret  # the store keeps a hash, not the secret
     assert session.csrf_ok(session.csrf)
     assert not session.csrf_ok(None)
     assert not session.csrf_ok(session.csrf + "x")
     assert not session.is_operator
-    sessions.end(key)
-    assert sessions.get(key) is None
+    await sessions.end(secret)
+    assert await sessions.get(secret) is None
 
 
 def test_csp_forbids_inline_script_and_framing() -> None:
@@ -94,3 +98,9 @@ def test_forms_become_api_bodies_and_api_errors_come_back_at_their_fields() -> N
     )
     assert field_errors(failure) == {"clearml_task_id": "pattern"}
     assert field_errors(ApiFailed(409, "mapping_exists", "exists")) == {"": "exists"}
+
+
+def test_cookies_are_secure_whenever_the_console_is_reached_by_https() -> None:
+    assert not ConsoleSettings(public_url="http://127.0.0.1:8001").secure_cookies
+    assert ConsoleSettings(public_url="https://console.example.org").secure_cookies
+    assert ConsoleSettings(public_url="http://127.0.0.1:8001", cookie_secure=True).secure_cookies
