@@ -157,7 +157,7 @@ class MongoSessions(Sessions):
         try:
             await self.docs.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
         except OperationFailure as exc:  # a server without TTL indexes
-            log.warning("no TTL index on %s (%s): expired sessions go at sign-in", COLLECTION, exc)
+            log.info("no TTL index on %s (%s): expired sessions go at sign-in", COLLECTION, exc)
         except TRANSIENT_MONGO_ERRORS as exc:
             log.warning("MongoDB did not answer (%s): the TTL index is made later", exc)
 
