@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from markupsafe import Markup
+
 LANGUAGES = ("en", "it")
 COOKIE = "mlbus_lang"
 
@@ -268,6 +270,29 @@ IT: dict[str, str] = {
     "input_schema": "Forma dell'input",
 }
 
+#: The API's states, as people read them (English shows the API's own words; tests and scripts
+#: compare those).
+STATES: dict[str, dict[str, str]] = {
+    "it": {
+        "accepted": "accettata",
+        "cloned": "clonata",
+        "queued": "in coda",
+        "running": "in esecuzione",
+        "completed": "completata",
+        "failed": "fallita",
+        "stopped": "fermata",
+        "answered": "risposta",
+        "error": "errore",
+        "timeout": "scaduta",
+        "rejected": "rifiutata",
+        "firing": "in corso",
+        "resolved": "risolta",
+        "event": "evento",
+        "warning": "avviso",
+        "critical": "critica",
+    }
+}
+
 MESSAGES = {"en": EN, "it": IT}
 
 
@@ -288,6 +313,30 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
         if primary in LANGUAGES and weight > 0:
             ranked.append((-weight, index, primary))
     return min(ranked)[2] if ranked else "en"
+
+
+def state_label(lang: str) -> Callable[[object], str]:
+    """`st(state)` for templates: a request's or notification's state in the page's language."""
+    table = STATES.get(lang, {})
+
+    def st(state: object) -> str:
+        return table.get(str(state), str(state or ""))
+
+    return st
+
+
+def when(value: object, decimals: int = 0) -> Markup:
+    """An API timestamp (ISO 8601, UTC) as people read it: `2026-12-03 10:53:54 UTC` in a
+    <time> element that keeps the exact value; `decimals` keeps fractions of a second."""
+    text = str(value or "")
+    if len(text) < 19:
+        return Markup("<time>{0}</time>").format(text)
+    shown = text[:10] + " " + text[11:19]
+    if decimals and text[19:20] == ".":
+        shown += text[19 : 20 + decimals]
+    if text.endswith(("Z", "+00:00")):
+        shown += " UTC"
+    return Markup('<time datetime="{0}">{1}</time>').format(text, shown)
 
 
 def translator(lang: str) -> Callable[..., str]:

@@ -65,6 +65,8 @@ def render(
         session=session,
         lang=lang,
         t=i18n.translator(lang),
+        st=i18n.state_label(lang),
+        when=i18n.when,
         docs_url=console.settings.docs_url,
         path=request.url.path,
         **context,

@@ -7,7 +7,7 @@ import base64
 import hashlib
 
 from services.console.errors import ApiFailed
-from services.console.i18n import EN, IT, choose, translator
+from services.console.i18n import EN, IT, choose, state_label, translator, when
 from services.console.mappings import KINDS, body_of, field_errors
 from services.console.oidc import Tokens, challenge, new_login
 from services.console.sessions import MemorySessions, Session, key_of
@@ -104,3 +104,15 @@ def test_cookies_are_secure_whenever_the_console_is_reached_by_https() -> None:
     assert not ConsoleSettings(public_url="http://127.0.0.1:8001").secure_cookies
     assert ConsoleSettings(public_url="https://console.example.org").secure_cookies
     assert ConsoleSettings(public_url="http://127.0.0.1:8001", cookie_secure=True).secure_cookies
+
+
+def test_states_and_times_read_in_the_page_language() -> None:
+    assert state_label("it")("completed") == "completata"
+    assert state_label("en")("completed") == "completed"  # the API's own word
+    assert state_label("it")("something-new") == "something-new"
+    shown = str(when("2026-12-03T10:53:54.016000Z", decimals=3))
+    assert (
+        shown == '<time datetime="2026-12-03T10:53:54.016000Z">2026-12-03 10:53:54.016 UTC</time>'
+    )
+    assert str(when(None)) == "<time></time>"
+    assert "&lt;" in str(when("<script>alert(1)</script>"))
