@@ -311,8 +311,12 @@ class RdGroupConsumer:
         """What has arrived, by partition, waiting up to `timeout_ms` for the first message."""
         if not self._records:
             self._ready.clear()
+            # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives
+            # as the awaited event is set (it returns the result instead), and a worker killed
+            # mid-burst (messages arriving, so the event is set often) then ran on for ever.
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout_ms / 1000)
+                async with asyncio.timeout(timeout_ms / 1000):
+                    await self._ready.wait()
             except TimeoutError:
                 return {}
         n = len(self._records) if max_records is None else max_records
@@ -328,7 +332,8 @@ class RdGroupConsumer:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._commits.put((parts, done))
         try:
-            await asyncio.wait_for(done, _COMMIT_S)
+            async with asyncio.timeout(_COMMIT_S):  # not wait_for: see `getmany`
+                await done
         except TimeoutError as exc:
             raise RdKafkaError(f"commit not answered within {_COMMIT_S:g} s") from exc
 
