@@ -111,6 +111,14 @@ class Burst:
         """The outcomes of one kind."""
         return [o for o in self.outcomes if o.kind == kind]
 
+    def ids(self, kind: Kind, status: int | None = None) -> set[str]:
+        """The request ids of one kind that were answered (with `status`, when given)."""
+        return {
+            o.request_id
+            for o in self.of(kind)
+            if o.request_id and (status is None or o.status == status)
+        }
+
 
 #: How much later than its bound an answer may come before it counts as late (scheduling on a
 #: loaded machine, the HTTP round trip).

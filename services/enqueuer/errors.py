@@ -2,7 +2,8 @@
 
 RetriableError (runtime.retry)            retried with capped backoff, then dead-lettered
 ├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection, refused credentials
-├── StoreUnavailable                      MongoDB away
+├── StoreUnavailable (ServerAway)         MongoDB away: waits for it, never dead-lettered for it
+├── StoreRefused                          MongoDB refused a write
 └── PublishFailed                         the broker did not take a task event
 PermanentError (runtime.retry)            logged on the request, dead-lettered at once
 └── ClearMLRejected (runtime.clearml)     4xx: unknown task or queue, illegal status
@@ -10,11 +11,16 @@ PermanentError (runtime.retry)            logged on the request, dead-lettered a
 
 from __future__ import annotations
 
-from runtime.retry import RetriableError
+from runtime.retry import RetriableError, ServerAway
 
 
-class StoreUnavailable(RetriableError):
+class StoreUnavailable(ServerAway):
     """MongoDB did not answer."""
+
+
+class StoreRefused(RetriableError):
+    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
+    then the message fails (unlike StoreUnavailable, this is about the message)."""
 
 
 class PublishFailed(RetriableError):

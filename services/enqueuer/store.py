@@ -19,7 +19,7 @@ from runtime.batching import GroupCommit
 from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
 from schemas.base import Envelope, utcnow
 from schemas.enqueue import EnqueueTask
-from services.enqueuer.errors import StoreUnavailable
+from services.enqueuer.errors import StoreRefused, StoreUnavailable
 
 ENQUEUE_LOGS = "enqueue_logs"
 #: States after which a redelivered request has nothing left to do.
@@ -80,7 +80,7 @@ class EnqueueLogStore:
                 e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000
             }
             if len(taken) < len(exc.details.get("writeErrors", [])):
-                return [StoreUnavailable(f"insert failed: {exc.details}")] * len(envs)
+                return [StoreRefused(f"insert failed: {exc.details}")] * len(envs)
             return [await self._prior(env.id) if i in taken else None for i, env in enumerate(envs)]
         except TRANSIENT_MONGO_ERRORS as exc:
             return [StoreUnavailable(str(exc))] * len(envs)

@@ -1,7 +1,8 @@
 """The logger's error tree. The store raises these; handlers never see library exceptions.
 
     RetriableError (runtime.retry)     retried with capped backoff, then dead-lettered
-    └── StoreUnavailable               MongoDB away
+    ├── StoreUnavailable (ServerAway)  MongoDB away: waits for it, never dead-lettered for it
+    └── StoreRefused                   MongoDB refused a write
     PermanentError (runtime.retry)
     └── (none: a message that decodes always folds; one that does not is a SchemaError)
 
@@ -11,8 +12,13 @@ same message applies it instead of taking it for a duplicate.
 
 from __future__ import annotations
 
-from runtime.retry import RetriableError
+from runtime.retry import RetriableError, ServerAway
 
 
-class StoreUnavailable(RetriableError):
+class StoreUnavailable(ServerAway):
     """MongoDB did not answer."""
+
+
+class StoreRefused(RetriableError):
+    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
+    then the message fails (unlike StoreUnavailable, this is about the message)."""

@@ -3,7 +3,8 @@ exceptions.
 
     RetriableError (runtime.retry)      retried with capped backoff, then dead-lettered
     ├── BusUnavailable                  Kafka did not take a state record or a notification
-    ├── StoreUnavailable                MongoDB away
+    ├── StoreUnavailable (ServerAway)   MongoDB away: waits for it, never dead-lettered for it
+    ├── StoreRefused                    MongoDB refused a write
     └── WebhookUnavailable              timeout, refused connection, 408, 429, 5xx
     PermanentError (runtime.retry)      dead-lettered at once
     └── WebhookRejected                 any other answer but 2xx (4xx: the receiver says no)
@@ -14,15 +15,20 @@ marked and is written on the next tick.
 
 from __future__ import annotations
 
-from runtime.retry import PermanentError, RetriableError
+from runtime.retry import PermanentError, RetriableError, ServerAway
 
 
 class BusUnavailable(RetriableError):
     """Kafka did not acknowledge a state record or a notification."""
 
 
-class StoreUnavailable(RetriableError):
+class StoreUnavailable(ServerAway):
     """MongoDB did not answer."""
+
+
+class StoreRefused(RetriableError):
+    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
+    then the message fails (unlike StoreUnavailable, this is about the message)."""
 
 
 class WebhookUnavailable(RetriableError):

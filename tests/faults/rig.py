@@ -15,6 +15,8 @@ from mlbus.faultload import Burst
 from services.inference_router.app import run as run_router
 from services.inference_router.settings import InferenceRouterSettings
 from services.ingest.app import create_app
+from services.logger.app import run as run_logger
+from services.logger.settings import LoggerSettings
 from serving_node.testing import RunningNode
 from tests.conftest import Bus
 from tests.fixtures import (
@@ -46,6 +48,7 @@ class Rig:
     client: httpx.AsyncClient
     issuer: Issuer
     publish_timeout_s: float
+    url: str
     task_id: str = ""
     machine_id: str = ""
 
@@ -92,11 +95,26 @@ class Rig:
         )
 
 
+def logger_settings(bus: Bus, retry_attempts: int) -> LoggerSettings:
+    return LoggerSettings(
+        **bus.settings(), instance="logger-faults", retry_attempts=retry_attempts, retry_cap_s=0.2
+    )
+
+
 @contextlib.asynccontextmanager
 async def rig(
-    bus: Bus, issuer: Issuer, sim: SimServer, node: RunningNode, **ingest: Any
+    bus: Bus,
+    issuer: Issuer,
+    sim: SimServer,
+    node: RunningNode,
+    *,
+    logger: bool = False,
+    retry_attempts: int = 3,
+    **ingest: Any,
 ) -> AsyncIterator[Rig]:
-    """Ingest, the enqueuer and the router running, the mappings made."""
+    """Ingest, the enqueuer and the router running (and the logger, when asked), the mappings
+    made. A worker that dies fails the test when the rig closes. `retry_attempts`: the workers'
+    retry bound for one message."""
     settings = ingest_settings(bus, issuer, **ingest)
     server = ThreadedServer(create_app(settings), "ingest")
     await asyncio.to_thread(server.start)
@@ -106,10 +124,13 @@ async def rig(
     try:
         async with (
             httpx.AsyncClient(base_url=server.url, timeout=15) as client,
-            running_enqueuer(enqueuer_settings(bus, sim)),
+            running_enqueuer(enqueuer_settings(bus, sim, retry_attempts=retry_attempts)),
             running_worker(run_router, router),
+            running_worker(run_logger, logger_settings(bus, retry_attempts))
+            if logger
+            else contextlib.nullcontext(),
         ):
-            ready = Rig(client, issuer, settings.publish_timeout_s)
+            ready = Rig(client, issuer, settings.publish_timeout_s, server.url)
             await ready.map(node)
             yield ready
     finally:

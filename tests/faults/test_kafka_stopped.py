@@ -53,18 +53,14 @@ async def test_kafka_stopped_mid_burst_503_then_every_accepted_request_carried_o
         )
         stop.set()
         await sending
-        accepted = {o.request_id for o in burst.of("enqueue") if o.status == 202}
+        accepted = burst.ids("enqueue", 202)
 
         async def all_cloned() -> dict[str, int] | None:
             clones = await clones_per_request(control, sim.url)
             return clones if accepted <= clones.keys() else None
 
         clones = await eventually(all_cloned, timeout_s=90, what="every 202 cloned")
-        calls = {
-            o.request_id: node.request_count(o.request_id)
-            for o in burst.of("ondemand")
-            if o.request_id
-        }
+        calls = {rid: node.request_count(rid) for rid in burst.ids("ondemand")}
     report = account(burst, clones, calls)
     away = [o for o in burst.outcomes if outage.began_at <= o.sent_at <= outage.ended_at]
     # while it was away, the answer was the 503 of the one shape, for both kinds
