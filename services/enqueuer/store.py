@@ -20,7 +20,7 @@ from runtime.mongo import Doc, store_errors
 from schemas.base import Envelope, utcnow
 from schemas.enqueue import EnqueueTask
 from schemas.status import SETTLED
-from services.enqueuer.errors import StoreUnavailable
+from services.enqueuer.errors import StoreRefused, StoreUnavailable
 
 ENQUEUE_LOGS = "enqueue_logs"
 #: States after which a redelivered request has nothing left to do.
@@ -81,7 +81,7 @@ class EnqueueLogStore:
                 e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000
             }
             if len(taken) < len(exc.details.get("writeErrors", [])):
-                return [StoreUnavailable(f"insert failed: {exc.details}")] * len(envs)
+                return [StoreRefused(f"insert failed: {exc.details}")] * len(envs)
             return [await self._prior(env.id) if i in taken else None for i, env in enumerate(envs)]
         except StoreUnavailable as exc:
             return [exc] * len(envs)
