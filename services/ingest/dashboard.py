@@ -92,8 +92,11 @@ async def summary(
     hour_list = [now - timedelta(hours=i) for i in range(hours - 1, -1, -1)]
     day_list = [now - timedelta(days=i) for i in range(days - 1, -1, -1)]
     wanted = sorted({day_key(at) for at in (*hour_list, *day_list)})
+    closed = day_key(now - timedelta(days=1))  # yesterday and today are read fresh
     counts, enqueue, ondemand = await asyncio.gather(
-        _counts(db), reader.daily("enqueue", wanted), reader.daily("ondemand", wanted)
+        _counts(db),
+        reader.daily("enqueue", wanted, closed_before=closed),
+        reader.daily("ondemand", wanted, closed_before=closed),
     )
     window = {day_key(at) for at in day_list}
     users: dict[str, int] = {}
