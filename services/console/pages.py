@@ -13,7 +13,11 @@ from services.console.web import Admin, Operator, User, console_of, render
 router = APIRouter()
 #: Rows of "my requests" (refreshed every 2 s: each refresh is one API page of this size).
 MY_ROWS = 20
-FINAL = frozenset({"completed", "failed", "stopped", "answered", "rejected", "timeout", "error"})
+#: States a request never leaves (the enqueuer's, then the inference router's).
+FINAL = frozenset(
+    {"completed", "failed", "stopped", "answered", "rejected", "timeout", "error"}
+    | {"ok", "model_error", "expired"}
+)
 
 
 def _chart(activity: dict[str, Any], series: str) -> dict[str, Any]:
