@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import ValidationError
 
-from schemas import logcsv
+from schemas import logcsv, status
 from schemas.admin import LogEntry
 from services.console.errors import ApiFailed
 from services.console.sessions import Session
@@ -25,7 +25,7 @@ from services.console.web import Admin, Console, console_of, render
 router = APIRouter()
 #: The states a log's status filter offers (the enqueuer's and the inference router's words).
 STATES = {
-    "enqueue": ("accepted", "cloned", "queued", "running", "completed", "failed", "stopped"),
+    "enqueue": status.ALL,
     "ondemand": ("ok", "model_error", "failed", "timeout", "expired"),
 }
 LogPath = Annotated[str, Path(pattern=r"^(enqueue|ondemand)$")]
