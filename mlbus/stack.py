@@ -71,7 +71,8 @@ WORKERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("logger", 9107, ()),
 )
 #: Services that run once whatever the replicas: the agent stands for the GPU machines (one per
-#: machine, by nature), the console keeps its sessions in memory (services/console/sessions.py).
+#: machine, by nature), the console is the one address people open (its sessions are in MongoDB,
+#: so copies behind a balancer share them: tests/e2e/test_console_sessions.py).
 SINGLE = frozenset({"agent", "console"})
 #: Copy k (from 0) of a service listens on its first port + k * step: ingest on 8000, 8010, ...
 #: (8001 is the console's), a worker's metrics on 9101, 9201, ...

@@ -16,13 +16,18 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import ValidationError
 
-from schemas import logcsv
+from schemas import logcsv, status
 from schemas.admin import LogEntry
 from services.console.errors import ApiFailed
 from services.console.sessions import Session
 from services.console.web import Admin, Console, console_of, render
 
 router = APIRouter()
+#: The states a log's status filter offers (the enqueuer's and the inference router's words).
+STATES = {
+    "enqueue": status.ALL,
+    "ondemand": ("ok", "model_error", "failed", "timeout", "expired"),
+}
 LogPath = Annotated[str, Path(pattern=r"^(enqueue|ondemand)$")]
 FILTERS = ("user", "status", "task_id", "machine_id", "endpoint", "since", "until")
 #: Rows per API page while exporting, and at most in one export (as ingest's own CSV route).
@@ -54,6 +59,7 @@ async def logs(
         "logs.html",
         session,
         log_path=path,
+        states=STATES,
         page=page,
         filters=filters,
         size=size,

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
+from schemas import status
 from services.console.web import Admin, Operator, User, console_of, render
 
 router = APIRouter()
 #: Rows of "my requests" (refreshed every 2 s: each refresh is one API page of this size).
 MY_ROWS = 20
-FINAL = frozenset({"completed", "failed", "stopped", "answered", "rejected", "timeout", "error"})
+#: States a request never leaves (an enqueue's, then the inference router's words).
+FINAL = status.ENDED | {"ok", "model_error", "failed", "timeout", "expired"}
 
 
 def _chart(activity: dict[str, Any], series: str) -> dict[str, Any]:

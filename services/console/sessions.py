@@ -31,7 +31,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from runtime.mongo import Doc, StoreUnavailable, ping, store_errors
+from runtime.mongo import Doc, StoreUnavailable, store_errors
 from services.console.errors import SessionsUnavailable
 from services.console.oidc import PendingLogin, Tokens
 
@@ -160,11 +160,16 @@ class MongoSessions(Sessions):
         except OperationFailure as exc:  # a server without TTL indexes
             log.info("no TTL index on %s (%s): expired sessions go at sign-in", COLLECTION, exc)
         except StoreUnavailable as exc:
-            log.warning("MongoDB did not answer (%s): the TTL index is made later", exc)
+            log.warning("MongoDB did not answer (%s): no TTL index until the next start", exc)
 
     async def ready(self) -> bool:
         """MongoDB answers a ping."""
-        return await ping(self.db.client)
+        try:
+            with store_errors():
+                await self.db.command("ping")
+        except StoreUnavailable:
+            return False
+        return True
 
     async def put(self, secret: str, session: Session) -> None:
         session.key = key_of(secret)
