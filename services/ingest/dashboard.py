@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.admin import DashboardSummary, PathActivity, Period, Ranked
 from schemas.base import utcnow
 from schemas.views import day_key, hour_key, merge_counts, percentile, unfield
@@ -129,6 +129,7 @@ async def dashboard(
 ) -> DashboardSummary:
     """Registered and online resources, request activity, top users, tasks and endpoints."""
     try:
-        return await summary(reader.db, reader, hours=hours, days=days, top_n=top_n)
-    except (StoreUnavailable, *TRANSIENT_MONGO_ERRORS) as exc:
+        with store_errors():
+            return await summary(reader.db, reader, hours=hours, days=days, top_n=top_n)
+    except StoreUnavailable as exc:
         raise errors.store_unavailable() from exc

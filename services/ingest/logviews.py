@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.views import (
     LOG_INDEX,
     VIEW_DAILY,
@@ -30,7 +30,6 @@ from schemas.views import (
     slot_start_ms,
 )
 from services.ingest.logquery import LogFilter, Position
-from services.ingest.store import StoreUnavailable
 
 #: Buckets read at once while walking back: one first (often enough: a bucket holds tens of
 #: rows), then more at a time, up to the last, so that a dense filter parses little that it
@@ -153,10 +152,8 @@ class LogReader:
             return found
 
     async def _all(self, ops: Iterable[Awaitable[Any]]) -> list[Any]:
-        try:
+        with store_errors():
             return list(await asyncio.gather(*ops))
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
 
 def _matches(bucket: Doc | None, path: str, flt: LogFilter, after: Position) -> Iterable[Candidate]:
