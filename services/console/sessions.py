@@ -31,7 +31,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, StoreUnavailable, ping, store_errors
 from services.console.errors import SessionsUnavailable
 from services.console.oidc import PendingLogin, Tokens
 
@@ -155,19 +155,16 @@ class MongoSessions(Sessions):
     async def prepare(self) -> None:
         """The TTL index on `expires_at` (best effort: reads check the expiry themselves)."""
         try:
-            await self.docs.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
+            with store_errors():
+                await self.docs.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
         except OperationFailure as exc:  # a server without TTL indexes
             log.info("no TTL index on %s (%s): expired sessions go at sign-in", COLLECTION, exc)
-        except TRANSIENT_MONGO_ERRORS as exc:
+        except StoreUnavailable as exc:
             log.warning("MongoDB did not answer (%s): the TTL index is made later", exc)
 
     async def ready(self) -> bool:
         """MongoDB answers a ping."""
-        try:
-            await self.db.command("ping")
-        except TRANSIENT_MONGO_ERRORS:
-            return False
-        return True
+        return await ping(self.db.client)
 
     async def put(self, secret: str, session: Session) -> None:
         session.key = key_of(secret)
@@ -244,8 +241,9 @@ class MongoSessions(Sessions):
 
     async def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
-            return await method(*args)
-        except TRANSIENT_MONGO_ERRORS as exc:
+            with store_errors():
+                return await method(*args)
+        except StoreUnavailable as exc:
             raise SessionsUnavailable("The session store did not answer; retry shortly.") from exc
 
 
