@@ -30,7 +30,6 @@ from services.notifier.statelog import read_all as read_state
 from tests.conftest import Bus
 from tests.fixtures import Worker, running_worker
 from tests.integration.test_enqueue_faults import read_all
-from tests.processes import running_process
 from tests.support import ThreadedServer, eventually
 
 INTERVAL_S = 0.5
@@ -157,7 +156,7 @@ async def test_a_storm_is_one_notification_and_a_restart_does_not_tell_it_again(
     machines = [f"storm-{i:03d}" for i in range(100)]
     settings = notifier_settings(bus)
     async with producer_for(bus) as producer:
-        async with running_process("notifier", settings) as first:
+        async with notifier(settings) as first:
             await beat_until_known(producer, bus, mongo_db, machines)
 
             async def storm() -> list[dict[str, Any]]:
@@ -166,7 +165,7 @@ async def test_a_storm_is_one_notification_and_a_restart_does_not_tell_it_again(
             [told] = await eventually(storm, what="the storm's notification")
             assert sorted(told["subjects"]) == machines
             assert told["subject"] == "100 machines"
-            first.kill()  # SIGKILL, a crash: what is in hand is not committed
+            await first.kill()  # as a crash: what is in hand is not committed
         async with notifier(settings):
             await quiet_for(3 * INTERVAL_S + GROUP_WAIT_S + SLACK_S)
             assert await storm() == [told]
