@@ -73,20 +73,29 @@ class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(self) -> None:
         self.drain: Drain | None = None
+        self._then: ConsumerRebalanceListener | None = None
+
+    def chained(self, then: ConsumerRebalanceListener) -> DrainOnRevoke:
+        """This drain, then a service's own listener (which sees a revocation after the drain,
+        and every assignment)."""
+        self._then = then
+        return self
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        if self.drain is None or not revoked:
-            return
-        started = time.monotonic()
-        await self.drain(set(revoked))
-        log.info(
-            "partitions %s revoked: the work in flight finished and was committed in %.2f s",
-            sorted(tp.partition for tp in revoked),
-            time.monotonic() - started,
-        )
+        if self.drain is not None and revoked:
+            started = time.monotonic()
+            await self.drain(set(revoked))
+            log.info(
+                "partitions %s revoked: the work in flight finished and was committed in %.2f s",
+                sorted(tp.partition for tp in revoked),
+                time.monotonic() - started,
+            )
+        if self._then is not None:
+            await self._then.on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        if self._then is not None:
+            await self._then.on_partitions_assigned(assigned)
 
 
 def drain_of(consumer: Any) -> DrainOnRevoke | None:

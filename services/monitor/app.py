@@ -60,7 +60,8 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         watch = WatchSet()
         shares = Shares(watch, store, TASK_EVENTS.partitions)
         consumer = make_consumer(settings, TASK_EVENTS, settings.group)
-        consumer.subscribe([TASK_EVENTS.named(settings.topic_prefix)], listener=shares)
+        listener = consumer.revoke_drain.chained(shares)  # the batch in hand commits first
+        consumer.subscribe([TASK_EVENTS.named(settings.topic_prefix)], listener=listener)
         await consumer.start()
         stack.push_async_callback(consumer.stop)
         clearml = ClearML(ClearMLClient.from_settings(http, settings))

@@ -274,6 +274,52 @@ def sdk_failing_template(template: str, queue_name: str) -> dict[str, Any]:
     }
 
 
+def sdk_exactly_once_calls(template: str, queue_id: str, tag: str) -> dict[str, Any]:
+    """The calls exactly-once rests on, with the bodies services/enqueuer/clearml.py sends: a
+    clone tagged with its request id, the search by that tag (what a redelivery does before it
+    clones again), and enqueueing the clone twice (the second is 400/706, "already queued")."""
+    from clearml.backend_api.session.client import APIError
+
+    client = _client()
+    found_before = client.tasks.get_all(
+        tags=[tag], only_fields=["id", "status"], search_hidden=True
+    )
+    new = client.tasks.clone(
+        task=template,
+        new_task_name="parking · tagged",
+        new_task_parent=template,
+        new_task_tags=["mlbus", tag, "mlbus-user:alice"],
+    ).id
+    found = client.tasks.get_all(tags=[tag], only_fields=["id", "status"], search_hidden=True)
+    others = client.tasks.get_all(tags=[tag + "x"], only_fields=["id"], search_hidden=True)
+    clone = client.tasks.get_by_id(task=new)
+    first = client.tasks.enqueue(
+        task=new,
+        queue=queue_id,
+        status_reason="mlbus",
+        status_message="request r1",
+        verify_watched_queue=True,
+    )
+    again: tuple[int, int] | None = None
+    try:
+        client.tasks.enqueue(task=new, queue=queue_id, verify_watched_queue=True)
+    except APIError as exc:
+        again = (exc.code, exc.subcode)
+    after = client.tasks.get_all(tags=[tag], only_fields=["id", "status"], search_hidden=True)
+    return {
+        "new": new,
+        "before": [t.id for t in found_before],
+        "found": [(t.id, str(getattr(t.status, "value", t.status))) for t in found],
+        "others": [t.id for t in others],
+        "tags": sorted(clone.tags),
+        "parent": clone.parent,
+        "status": str(getattr(clone.status, "value", clone.status)),
+        "first": (first.queued, first.updated, getattr(first, "queue_watched", None)),
+        "again": again,
+        "after": [(t.id, str(getattr(t.status, "value", t.status))) for t in after],
+    }
+
+
 def sdk_bad_login(url: str) -> str:
     from clearml.backend_api import Session
 
@@ -348,6 +394,19 @@ def test_task_clone_set_parameters_enqueue_runs_to_completed(
     assert out["last_worker"] in ("gpu-box-01:gpu0", "gpu-box-02:gpu0")
     hyper = sim.state.tasks[out["clone_id"]]["hyperparams"]
     assert set(hyper) == {"General", "Args"}  # set_parameters replaced the whole dict
+
+
+def test_clone_with_tags_search_by_tag_and_706_on_a_second_enqueue(sdk: SdkProcess) -> None:
+    tag = f"mlbus-request:{os.urandom(16).hex()}"
+    out = sdk.run(sdk_exactly_once_calls, TEMPLATE, DEMO_QUEUE_IDS["cpu"], tag)
+    assert out["before"] == []  # a first delivery finds nothing
+    assert out["tags"] == sorted(["mlbus", tag, "mlbus-user:alice"])
+    assert (out["parent"], out["status"]) == (TEMPLATE, "created")
+    assert out["found"] == [(out["new"], "created")]  # a redelivery finds the clone by its tag
+    assert out["others"] == []  # by that exact tag only
+    assert out["first"] == (1, 1, False)  # no agent listens on cpu
+    assert out["again"] == (400, 706)  # already queued: the enqueuer counts it as done
+    assert out["after"] == [(out["new"], "queued")]
 
 
 def test_enqueue_completed_task_is_400_110(sdk: SdkProcess) -> None:

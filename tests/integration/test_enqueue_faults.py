@@ -17,6 +17,7 @@ from schemas.tasks import TaskEventKind
 from schemas.topics import DEAD_LETTERS, ENQUEUE_REQUESTS, TASK_EVENTS
 from tests.conftest import Bus
 from tests.fixtures import PARKING, enqueuer_settings, running_enqueuer
+from tests.processes import running_process
 from tests.support import eventually
 
 OPAQUE = "cd" * 16
@@ -105,14 +106,14 @@ async def test_worker_killed_between_clone_and_enqueue_resumes_with_the_same_clo
         # tasks.enqueue fails (5xx) so the worker is stuck retrying after it cloned
         await control.post("/_sim/faults", json={"error_rate": 1.0, "endpoints": ["tasks.enqueue"]})
         slow = enqueuer_settings(bus, sim, retry_attempts=50, retry_cap_s=0.3)
-        async with running_enqueuer(slow) as worker:
+        async with running_process("enqueuer", slow) as worker:
             await produce(bus, (env.id.encode(), encode(env)))
 
             async def cloned() -> bool:
                 return bool(clones_of(sim, env.id))
 
-            await eventually(cloned, what="the clone made")
-            await worker.kill()
+            await eventually(cloned, timeout_s=60, what="the clone made")
+            worker.kill()  # SIGKILL: no shutdown code runs, nothing more is committed
         # MongoDB knows only that the request was accepted: ClearML's tag must find the clone
         assert (await mongo_db["enqueue_logs"].find_one({"_id": env.id}))["status"] == "accepted"
         await control.delete("/_sim/faults")

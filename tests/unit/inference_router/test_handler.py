@@ -184,27 +184,25 @@ async def test_a_connection_lost_after_sending_is_502_and_never_retried() -> Non
 
 async def test_no_answer_within_the_endpoint_timeout_is_504() -> None:
     async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
+        await asyncio.sleep(3600)
         return httpx.Response(200, json={})
 
     rig = Rig(hang, timeout_s=0.2)
-    started = asyncio.get_running_loop().time()
-    reply = await rig.send(request())
+    async with asyncio.timeout(60):  # the model hangs for an hour: the 0.2 s timeout ends it
+        reply = await rig.send(request())
     assert (reply.http_status, reply.error_code) == (504, "model_timeout")
-    assert asyncio.get_running_loop().time() - started < 1.0
     assert rig.logs.records[0].status == "timeout"
 
 
 async def test_the_deadline_caps_the_call_when_it_is_nearer() -> None:
     async def hang(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(5)
+        await asyncio.sleep(3600)
         return httpx.Response(200, json={})
 
-    rig = Rig(hang, timeout_s=30)
-    started = asyncio.get_running_loop().time()
-    reply = await rig.send(request(deadline_s=0.3))
+    rig = Rig(hang, timeout_s=3600)
+    async with asyncio.timeout(60):  # neither the model nor its timeout ends it: the deadline
+        reply = await rig.send(request(deadline_s=0.3))
     assert reply.error_code == "model_timeout"
-    assert asyncio.get_running_loop().time() - started < 1.0
 
 
 async def test_an_expired_request_is_not_sent() -> None:

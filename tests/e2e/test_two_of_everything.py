@@ -1,0 +1,107 @@
+"""Two copies of every service that scales, as real processes, and one copy of each killed with
+SIGKILL in the middle of a mixed burst: every enqueue the ingests accepted makes exactly one
+clone, and every on-demand caller gets the model's answer or a 5xx, before its deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+
+from clearml_sim.testing import SimServer
+from mlbus.stack import SINGLE, WORKERS, Fleet
+from services.enqueuer.handlers import REQUEST_TAG
+from serving_node.testing import RunningNode
+from tests.conftest import Bus
+from tests.copies import fleet_env, running_fleet, start
+from tests.e2e.test_ondemand_path import FEATURES, register
+from tests.fixtures import UNLIMITED
+from tests.integration.test_ingest_access import bearer, map_parking
+from tests.support import Issuer, eventually
+
+SCALED = ("ingest", *(name for name, _, _ in WORKERS if name not in SINGLE))
+ROUNDS = 30  # each: one enqueue and one on-demand call, alternating between the two ingests
+TIMEOUT_S = 5.0  # the endpoint's timeout: an on-demand caller's deadline
+GRACE_S = 5.0  # the HTTP leg and a loaded machine
+
+
+def ingest_url(fleet: Fleet, index: int) -> str:
+    proc = fleet.copies["ingest"][index]
+    return f"http://127.0.0.1:{next(iter(proc.env.values()))}"
+
+
+async def test_two_of_everything_with_one_of_each_killed_mid_burst(
+    bus: Bus, sim: SimServer, issuer: Issuer, node: RunningNode, mongo_db: Any
+) -> None:
+    env = fleet_env(bus, sim, issuer) | {
+        "MLBUS_INGEST_RATE_QUOTAS": json.dumps(UNLIMITED["rate_quotas"]),
+        "MLBUS_INGEST_TASK_QUOTAS": json.dumps(UNLIMITED["task_quotas"]),
+    }
+    async with running_fleet(env) as fleet:
+        for service in SCALED:
+            await start(fleet, service, 2)
+        urls = [ingest_url(fleet, 0), ingest_url(fleet, 1)]
+        async with (
+            httpx.AsyncClient(base_url=urls[0], timeout=30) as first,
+            httpx.AsyncClient(base_url=urls[1], timeout=30) as second,
+        ):
+            task_id = await map_parking(second, issuer)
+            machine_id = await register(second, issuer, node, timeout_s=TIMEOUT_S)
+            alice = bearer(issuer.token())
+            enqueue = {"task_id": task_id, "input": {"lr": 0.1}}
+            ondemand = {"machine_id": machine_id, "endpoint": "parking_free_slots"}
+            node.set_faults(latency_ms=30)
+
+            async def call(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Any:
+                started = time.monotonic()
+                try:
+                    answer = await client.post(path, json=body, headers=alice)
+                except httpx.HTTPError as exc:  # the ingest it asked was killed
+                    return path, type(exc).__name__, None, time.monotonic() - started
+                rid = answer.json().get("request_id")
+                return path, answer.status_code, rid, time.monotonic() - started
+
+            calls = []
+            for i in range(ROUNDS):
+                client = (first, second)[i % 2]
+                calls.append(asyncio.create_task(call(client, "/v1/enqueue", enqueue)))
+                calls.append(
+                    asyncio.create_task(
+                        call(client, "/v1/ondemand", {**ondemand, "input": FEATURES})
+                    )
+                )
+                if i == ROUNDS // 2:  # mid-burst: one copy of each service dies
+                    for service in SCALED:
+                        fleet.kill(service, 0)
+                await asyncio.sleep(0.1)
+            results = await asyncio.gather(*calls)
+            accepted = [
+                rid for p, status, rid, _ in results if p == "/v1/enqueue" and status == 202
+            ]
+
+            async def all_cloned() -> bool:
+                tags = [t for task in list(sim.state.tasks.values()) for t in task.get("tags", [])]
+                return all(REQUEST_TAG + rid in tags for rid in accepted)
+
+            # the surviving enqueuer carries what the killed one had not committed
+            await eventually(all_cloned, timeout_s=90, what="a clone for every accepted enqueue")
+            await asyncio.sleep(2)  # a second clone would be made right after the first
+
+    enqueues = [r for r in results if r[0] == "/v1/enqueue"]
+    ondemands = [r for r in results if r[0] == "/v1/ondemand"]
+    print(Counter((p, s) for p, s, _, _ in results))  # noqa: T201 - the burst's account
+    assert accepted, enqueues
+
+    # Every on-demand caller answered (the model's 200 or a 5xx), before its deadline; a call
+    # to the killed ingest itself fails at the connection, which a client sees as such.
+    to_survivor = [r for r in ondemands if not isinstance(r[1], str)]
+    assert all(s == 200 or s >= 500 for _, s, _, _ in to_survivor), to_survivor
+    assert [r for r in to_survivor if r[3] >= TIMEOUT_S + GRACE_S] == []
+
+    # Every accepted enqueue makes exactly one clone.
+    tags = Counter(t for task in list(sim.state.tasks.values()) for t in task.get("tags", []))
+    assert {rid: tags[REQUEST_TAG + rid] for rid in accepted if tags[REQUEST_TAG + rid] != 1} == {}
