@@ -16,6 +16,7 @@ from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
 from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, start_producer
+from runtime.leader import Leadership
 from runtime.lifecycle import run_together
 from runtime.mongo import Doc, database, mongo_on
 from runtime.retry import RetryPolicy
@@ -83,12 +84,25 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             vanish_polls=settings.vanish_polls,
             log_lines=settings.error_log_lines,
         )
-        loops = {}
+        loops: dict[str, Coroutine[Any, Any, None]] = {}
         if settings.resources:
             db = database(mongo, settings)
-            loops = await _resource_loops(
-                stack, settings, clearml=clearml, producer=producer, db=db, stop=stop
-            )
+
+            async def resources(term: asyncio.Event) -> None:
+                async with contextlib.AsyncExitStack() as inner:
+                    await run_together(
+                        await _resource_loops(
+                            inner, settings, clearml=clearml, producer=producer, db=db, stop=term
+                        ),
+                        term,
+                    )
+
+            # Resource and queue state: one copy at a time, the one the election makes active
+            # (runtime/leader.py); alone, without it.
+            if settings.elect:
+                loops = {"resources": Leadership(settings, SERVICE, resources).run(stop)}
+            else:
+                loops = {"resources": resources(stop)}
         await run_together(
             {"consume": loop.run(stop), "poll": poller.run(stop, shares), **loops}, stop
         )

@@ -27,6 +27,12 @@ class MonitorSettings(ClearMLSettings):
     resources: bool = Field(
         default=True, description="Also poll workers and queues into resource and queue state."
     )
+    elect: bool = Field(
+        default=True,
+        description="With many copies, the resource poller and heartbeat feed run in one, "
+        "elected through Kafka's group membership (runtime/leader.py); false: in this copy, "
+        "without election.",
+    )
     resource_poll_s: float = Field(
         default=5.0, gt=0, description="Pause between two polls of ClearML workers and queues."
     )

@@ -8,6 +8,14 @@ is durable, and dead-letters what fails for good.
 
 Why a state topic of our own and not faust-streaming's tables: measured and explained in
 `statelog.py`.
+
+Many copies: one is active, the others stand by (runtime/leader.py: whoever holds partition 0
+of `mlbus.notifier.leader`). A standby follows the state topic (`StateTail`); taking over, it
+reads the rest of it, reads back the notifications published in the last
+`takeover_lookback_s` (not told again: the copy before may have published and died before its
+outbox record or its offsets said so), and only then consumes, from the offsets committed. Its
+inputs are assigned whole (no group membership to wait for), so a takeover waits for no
+session of the dead copy but the election's.
 """
 
 from __future__ import annotations
@@ -19,18 +27,25 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from runtime import metrics
-from runtime.consumer import ConsumerHalted, ConsumerLoop, Handler, LoopConfig, start_consumer
-from runtime.kafka import ensure_topics, start_producer
+from runtime.consumer import (
+    ConsumerHalted,
+    ConsumerLoop,
+    Handler,
+    LoopConfig,
+    start_consumer,
+)
+from runtime.kafka import client_auth, ensure_topics, partitions_of, start_producer
+from runtime.leader import Leadership
 from runtime.lifecycle import run_together
 from runtime.mongo import database, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.base import utcnow
 from schemas.topics import HEARTBEATS, NOTIFICATIONS, QUEUE_STATE, REGISTRY, TASK_EVENTS, TopicSpec
 from services.notifier.alerts import Grouping
-from services.notifier.bus import NotificationPublisher
+from services.notifier.bus import NotificationPublisher, told_since
 from services.notifier.engine import Engine
 from services.notifier.handlers import (
     HeartbeatHandler,
@@ -43,7 +58,7 @@ from services.notifier.machines import MachineLimits
 from services.notifier.queues import QueueLimits
 from services.notifier.settings import NotifierSettings
 from services.notifier.state import Memory
-from services.notifier.statelog import StateLog, read_all
+from services.notifier.statelog import Record, StateLog, StateTail, read_all
 from services.notifier.store import NotificationStore
 from services.notifier.webhooks import WebhookClient, open_client
 
@@ -70,9 +85,39 @@ def memory_for(settings: NotifierSettings) -> Memory:
 
 
 async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
-    """Watch the cluster and deliver notifications until `stop` is set."""
+    """Watch the cluster and deliver notifications until `stop` is set: as the active copy or a
+    standby when `elect` is on (the default), else alone."""
     metrics.start_metrics(settings.metrics_port, settings.metrics_host)
     await ensure_topics(settings, REGISTRY)
+    if not settings.elect:
+        await active(settings, stop)
+        return
+    tail = StateTail(settings)
+
+    async def take_over(term: asyncio.Event) -> None:
+        started = time.perf_counter()
+        records = await tail.to_end()
+        told = await told_since(settings, settings.takeover_lookback_s)
+        log.info(
+            "taking over: state and %d recent notifications read in %.2f s",
+            len(told),
+            time.perf_counter() - started,
+        )
+        await active(settings, term, records=records, told=told)
+
+    leadership = Leadership(settings, SERVICE, take_over)
+    await run_together({"leadership": leadership.run(stop), "state-tail": tail.run(stop)}, stop)
+
+
+async def active(
+    settings: NotifierSettings,
+    stop: asyncio.Event,
+    *,
+    records: list[Record] | None = None,
+    told: set[str] | None = None,
+) -> None:
+    """The active notifier, until `stop` is set: `records` is the state topic when already read
+    (a takeover), `told` the notifications not to publish again."""
     retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
     # Close order is the reverse of opening: every loop and the timer have returned (their last
     # batch committed, the last tick's records written) before the consumers leave their
@@ -82,8 +127,8 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
         producer = await start_producer(stack, settings)
         store = NotificationStore(database(mongo, settings))
         await retry.run(store.ensure_indexes, "index on notifications")
-        publish = NotificationPublisher(producer, settings.topic_prefix)
-        engine = await _restored(settings, producer, publish, retry)
+        publish = NotificationPublisher(producer, settings.topic_prefix, told)
+        engine = await _restored(settings, producer, publish, retry, records)
         runs: dict[str, Coroutine[Any, Any, None]] = {"timer": engine.run(stop, settings.tick_s)}
         inputs: list[tuple[TopicSpec, str, Handler]] = [
             (HEARTBEATS, "heartbeats", HeartbeatHandler(engine)),
@@ -134,11 +179,13 @@ async def _restored(
     producer: AIOKafkaProducer,
     publish: NotificationPublisher,
     retry: RetryPolicy,
+    records: list[Record] | None = None,
 ) -> Engine:
-    """The engine with the state topic read back, and the outbox it left published."""
+    """The engine with the state topic read back (or `records`, read already), and the outbox
+    it left published."""
     started = time.perf_counter()
     engine = Engine(memory_for(settings), StateLog(producer, settings.topic_prefix).write, publish)
-    count = engine.restore(await read_all(settings))
+    count = engine.restore(records if records is not None else await read_all(settings))
     leftover = len(engine.memory.outbox)
     await retry.run(engine.send_outbox, "notifications left in the outbox")
     log.info(
@@ -162,7 +209,26 @@ async def _loop(
     handler: Handler,
     config: LoopConfig,
 ) -> ConsumerLoop:
-    consumer = await start_consumer(stack, settings, spec, f"{settings.group}-{name}")
+    group = f"{settings.group}-{name}"
+    if settings.elect:  # the one active copy reads every partition, committing for the group
+        consumer = AIOKafkaConsumer(  # make_consumer's, without the subscription
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=group,
+            client_id=settings.instance,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=100,
+            max_poll_records=1000,
+            **client_auth(settings),
+        )
+        topic = spec.named(settings.topic_prefix)
+        consumer.assign(
+            [TopicPartition(topic, p) for p in await partitions_of(settings.kafka_bootstrap, topic)]
+        )
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+    else:
+        consumer = await start_consumer(stack, settings, spec, group)
     return ConsumerLoop(
         service=SERVICE,
         settings=settings,

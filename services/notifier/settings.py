@@ -86,3 +86,14 @@ class NotifierSettings(WorkerSettings):
         default=3600.0, gt=0, description="Older notifications are not sent (a new webhook)."
     )
     webhook_concurrency: int = Field(default=8, ge=1, description="POSTs in flight per webhook.")
+    elect: bool = Field(
+        default=True,
+        description="Run as one active copy and standbys, elected through Kafka's group "
+        "membership (runtime/leader.py); false: this copy is active alone, with no election.",
+    )
+    takeover_lookback_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="At a takeover, notifications published this recently are read back and "
+        "not told again.",
+    )

@@ -102,3 +102,57 @@ def _record(key: bytes | None, value: bytes | None) -> Record:
     except SchemaError as exc:  # a newer notifier's record: keep the rest, say which was dropped
         log.warning("state record %s unreadable (%s); skipped", name, exc)
         return "", None
+
+
+class StateTail:
+    """A standby's warm copy of the state topic: read from the beginning and followed, kept
+    compacted (the last record of each key, in the order the topic would keep them), so that a
+    takeover reads only what was written since, not the whole topic."""
+
+    def __init__(self, settings: BusSettings) -> None:
+        self._settings = settings
+        self._tp = TopicPartition(NOTIFIER_STATE.named(settings.topic_prefix), 0)
+        self._latest: dict[str, NotifierState] = {}
+        self._position = -1  # the next offset to read; -1 until the first read
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the topic until `stop` is set."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"{self._settings.instance}-state-tail",
+            group_id=None,
+            enable_auto_commit=False,
+            **client_auth(self._settings),
+        )
+        await consumer.start()
+        self._consumer = consumer
+        try:
+            consumer.assign([self._tp])
+            await consumer.seek_to_beginning(self._tp)
+            while not stop.is_set():
+                batch = await consumer.getmany(self._tp, timeout_ms=200)
+                for message in batch.get(self._tp, []):
+                    key, state = _record(message.key, message.value)
+                    if key:
+                        self._latest.pop(key, None)
+                        if state is not None:
+                            self._latest[key] = state
+                self._position = await consumer.position(self._tp)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def to_end(self, timeout_s: float = 30.0) -> list[Record]:
+        """Every key's last record, up to the topic's end at the time of the call."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._consumer is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise BusUnavailable("state tail not started")
+            await asyncio.sleep(0.05)
+        end = (await self._consumer.end_offsets([self._tp]))[self._tp]
+        while self._position < end:
+            if asyncio.get_running_loop().time() > deadline:
+                raise BusUnavailable(f"state topic not read to its end in {timeout_s:.0f} s")
+            await asyncio.sleep(0.02)
+        return list(self._latest.items())

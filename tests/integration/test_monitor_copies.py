@@ -33,6 +33,8 @@ REQUESTS = 10
 TAKEOVER_BOUND_S = 25.0
 _ASSIGNED = re.compile(r"partitions \[([\d, ]*)\] assigned")
 _FOLLOWING = re.compile(r"following request (\S+)")
+#: The resource poller runs in the one copy the election makes active (runtime/leader.py).
+POLLING = "resource state: every"
 
 
 @pytest.fixture
@@ -59,7 +61,7 @@ def followed(proc: Proc) -> set[str]:
 
 @pytest.fixture
 async def monitors(bus: Bus, sim: SimServer) -> AsyncIterator[Fleet]:
-    env = fleet_env(bus, sim) | {"MLBUS_MONITOR_POLL_S": "0.2", "MLBUS_MONITOR_RESOURCES": "false"}
+    env = fleet_env(bus, sim) | {"MLBUS_MONITOR_POLL_S": "0.2"}
     async with running_fleet(env) as fleet:
         await start(fleet, "monitor", 2)
         yield fleet
@@ -120,6 +122,9 @@ async def test_each_request_is_followed_by_one_copy_and_a_killed_copys_are_taken
         assert len(by) == 1, (rid, by)  # one copy, not two
         assert partition_of(rid, TASK_EVENTS.partitions) in owners[by[0]]
 
+    pollers = [copy for copy in (one, two) if POLLING in _log(copy)]
+    assert len(pollers) == 1, "the resource poller runs in exactly one copy"
+
     # The copy with more requests dies while they run; the other takes them over.
     victim = max((one, two), key=lambda c: len(followed(c) & set(rids)))
     survivor = two if victim is one else one
@@ -131,6 +136,11 @@ async def test_each_request_is_followed_by_one_copy_and_a_killed_copys_are_taken
         return assigned(survivor) == {0, 1, 2} and orphans <= followed(survivor)
 
     await eventually(took_over, timeout_s=TAKEOVER_BOUND_S + 15, what="the survivor taking over")
+
+    async def polling() -> bool:
+        return POLLING in _log(survivor)
+
+    await eventually(polling, timeout_s=30, what="the survivor polling resources")
     takeover_s = time.monotonic() - killed_at
     print(f"takeover after SIGKILL: {takeover_s:.1f} s, {len(orphans)} requests moved")  # noqa: T201
     assert takeover_s <= TAKEOVER_BOUND_S
