@@ -32,13 +32,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from runtime.mongo import Doc, StoreUnavailable, store_errors
+from schemas.collections import QUOTA_COUNTERS as RATES
+from schemas.collections import TASK_SLOTS as SLOTS
 from schemas.status import ENDED
 from services.ingest.quotas import Lookup
 
 log = logging.getLogger(__name__)
 
-RATES = "quota_counters"
-SLOTS = "task_slots"
 BUCKETS = 10
 
 T = TypeVar("T")

@@ -20,11 +20,11 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from runtime.batching import GroupCommit
 from runtime.mongo import Doc, store_errors
+from schemas.collections import NOTIFICATIONS
 from schemas.notifications import Notification
 from services.notifier.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
-NOTIFICATIONS = "notifications"
 _DUPLICATE_KEY = 11000
 
 
