@@ -5,7 +5,7 @@ services and tools import the constants.
 
 Every hot document is keyed by `_id`, the one index FerretDB's SQLite backend answers from; the
 few secondary indexes are listed with their collection and created by its writer
-(`runtime.mongo.ensure_indexes`).
+(`runtime.mongo.create_indexes`).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from runtime.mongo import Doc, StoreUnavailable, store_errors
+from runtime.mongo import Doc, StoreUnavailable, create_indexes, store_errors
 from schemas.collections import QUOTA_COUNTERS as RATES
 from schemas.collections import TASK_SLOTS as SLOTS
 from schemas.status import ENDED
@@ -325,5 +325,5 @@ def _aware(at: datetime) -> datetime:
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     """`task_slots` are counted per user; old rate buckets are dropped by time."""
-    await db[SLOTS].create_index("user")
-    await db[RATES].create_index("at")
+    await create_indexes(db, SLOTS)
+    await create_indexes(db, RATES)
