@@ -7,6 +7,7 @@ Every error a client sees is `{"code": "<stable_code>", "message": "<human text>
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -263,8 +264,25 @@ async def _empty_receive() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def install_probes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
-    """`/healthz` (the process is up), `/readyz` (every dependency answers), `/metrics`."""
+#: How long one readiness check may take before its dependency counts as down. A server that is
+#: away makes its client wait its own timeouts (MongoDB's server selection: 5 s; a paused broker:
+#: longer), and a probe is given about a second: a check that waits past this says "down".
+CHECK_TIMEOUT_S = 2.0
+
+
+async def _check(check: ReadinessCheck, timeout_s: float) -> bool:
+    try:
+        return await asyncio.wait_for(check(), timeout_s)
+    except TimeoutError:
+        return False
+
+
+def install_probes(
+    app: FastAPI, checks: dict[str, ReadinessCheck], *, timeout_s: float = CHECK_TIMEOUT_S
+) -> None:
+    """`/healthz` (the process is up), `/readyz` (every dependency answers), `/metrics`. The
+    checks run together, each bounded by `timeout_s`: `/readyz` answers within it, whatever is
+    away."""
 
     @app.get("/healthz", tags=["probes"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -272,7 +290,8 @@ def install_probes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
 
     @app.get("/readyz", tags=["probes"], include_in_schema=False)
     async def readyz() -> Response:
-        results = {name: await check() for name, check in checks.items()}
+        done = await asyncio.gather(*(_check(check, timeout_s) for check in checks.values()))
+        results = dict(zip(checks, done, strict=True))
         ready = all(results.values())
         body = {"ready": ready, "checks": {k: "ok" if v else "down" for k, v in results.items()}}
         return JSONResponse(body, status_code=200 if ready else 503)

@@ -3,7 +3,11 @@
 Every service's store translates pymongo's "server away" errors here, and only here:
 
     RetriableError
-    └── StoreUnavailable    refused, timed out, no server selected, connection dropped
+    ├── ServerAway
+    │   └── StoreUnavailable    refused, timed out, no server selected, connection dropped:
+    │                           waited for without using up a message's attempts
+    └── StoreRefused            the server answered but refused a write (not a duplicate):
+                                retried within the bound, then the message fails
 
     with store_errors():        # any pymongo transient error leaves as StoreUnavailable
         doc = await collection.find_one(...)
@@ -23,7 +27,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from runtime.retry import RetriableError
+from runtime.retry import RetriableError, ServerAway
 from runtime.settings import BusSettings
 from schemas.collections import BY_NAME
 
@@ -38,8 +42,15 @@ TRANSIENT_MONGO_ERRORS = (
 Doc = dict[str, object]
 
 
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer (the one definition; each service's error tree re-exports it)."""
+class StoreUnavailable(ServerAway):
+    """MongoDB did not answer (the one definition; each service's error tree re-exports it).
+    A ServerAway: nothing is wrong with the message, so an outage longer than the retry bound
+    leaves it uncommitted rather than dead-lettered."""
+
+
+class StoreRefused(RetriableError):
+    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
+    then the message fails (unlike StoreUnavailable, this is about the message)."""
 
 
 @contextlib.contextmanager

@@ -17,6 +17,14 @@ class RetriableError(Exception):
     """Base of every transient failure: worth trying again (timeouts, 5xx, refused connection)."""
 
 
+class ServerAway(RetriableError):
+    """A server that every message needs (the store) is away: nothing is wrong with this
+    message, so it is not failed for it. Retried without a limit on attempts (capped backoff),
+    until the server is back: the message waits, its offset uncommitted, and a worker stopped
+    meanwhile leaves it to be redelivered. Failing it instead would dead-letter every message in
+    flight whenever an outage outlasts the retry bound."""
+
+
 class PermanentError(Exception):
     """Base of every failure that retrying cannot fix (bad input, unknown id, 4xx)."""
 
@@ -36,14 +44,20 @@ class RetryPolicy:
         return random.uniform(0, min(self.cap_s, self.base_s * 2 ** (attempt - 1)))
 
     async def run(self, op: Callable[[], Awaitable[T]], what: str) -> T:
-        """Run `op`, retrying RetriableError; the last one is re-raised when attempts run out."""
-        for attempt in range(1, self.attempts + 1):
+        """Run `op`, retrying RetriableError; the last one is re-raised when attempts run out.
+        ServerAway does not use up attempts (see its docstring)."""
+        attempt, away = 1, 0
+        while True:
             try:
                 return await op()
+            except ServerAway as exc:
+                away += 1
+                pause = self.delay(min(away, 16))
+                log.warning("%s waits for a server (%s); try %d in %.2fs", what, exc, away, pause)
             except RetriableError as exc:
-                if attempt == self.attempts:
+                if attempt >= self.attempts:
                     raise
                 pause = self.delay(attempt)
                 log.warning("%s failed (%s); retry %d in %.2fs", what, exc, attempt, pause)
-                await asyncio.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
+                attempt += 1
+            await asyncio.sleep(pause)

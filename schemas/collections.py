@@ -28,6 +28,8 @@ QUOTA_COUNTERS = "quota_counters"
 TASK_SLOTS = "task_slots"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 ADMIN_AUDIT = "admin_audit"
+#: The console's sign-in sessions, shared by its copies.
+CONSOLE_SESSIONS = "console_sessions"
 #: The logger's read models (their documents: schemas/views.py and the README's "MongoDB views").
 VIEW_ENQUEUE = "view_enqueue_logs"
 VIEW_ONDEMAND = "view_ondemand_logs"
@@ -104,6 +106,12 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(IDEMPOTENCY_KEYS, ("ingest",), ("ingest",), "an Idempotency-Key's claim and answer"),
     Collection(ADMIN_AUDIT, ("ingest",), ("ingest",), "schemas.admin.AuditEntry"),
+    Collection(
+        CONSOLE_SESSIONS,
+        ("console",),
+        ("console",),
+        "a sign-in session; a TTL index on expires_at (made by the console, with its option)",
+    ),
     Collection(VIEW_ENQUEUE, ("logger",), ("ingest",), "a request's row (schemas/views.py)"),
     Collection(VIEW_ONDEMAND, ("logger",), ("ingest",), "a call's row (schemas/views.py)"),
     Collection(VIEW_HOURLY, ("logger",), ("ingest",), "requests per hour and target"),

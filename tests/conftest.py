@@ -24,7 +24,7 @@ from tests.support import Issuer, ThreadedServer
 if TYPE_CHECKING:
     from mlbus.servers.keycloak import KeycloakServer
 
-_TIERS = ("unit", "integration", "e2e")
+_TIERS = ("unit", "integration", "e2e", "faults")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

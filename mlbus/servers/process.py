@@ -89,6 +89,17 @@ class Child:
             self.proc.kill()
             self.proc.wait()
 
+    def pause(self) -> None:
+        """Freeze it and its children (SIGSTOP to its process group): a hung server, for fault
+        tests. Its sockets stay open; clients wait instead of being refused."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process run again (SIGCONT)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def tail(self, lines: int = 15) -> str:
         """The end of its log."""
         if not self.log.exists():

@@ -2,7 +2,8 @@
 
 RetriableError (runtime.retry)            retried with capped backoff, then dead-lettered
 ├── ClearMLUnavailable (runtime.clearml)  5xx, timeout, refused connection, refused credentials
-├── StoreUnavailable                      MongoDB away
+├── StoreUnavailable (ServerAway)         MongoDB away: waits for it, never dead-lettered for it
+├── StoreRefused                          MongoDB refused a write
 └── PublishFailed                         the broker did not take a task event
 PermanentError (runtime.retry)            logged on the request, dead-lettered at once
 └── ClearMLRejected (runtime.clearml)     4xx: unknown task or queue, illegal status
@@ -10,6 +11,7 @@ PermanentError (runtime.retry)            logged on the request, dead-lettered a
 
 from __future__ import annotations
 
+from runtime.mongo import StoreRefused as StoreRefused  # noqa: PLC0414 - re-export
 from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from runtime.retry import RetriableError
 

@@ -21,7 +21,7 @@ from schemas.base import Envelope, utcnow
 from schemas.collections import ENQUEUE_LOGS
 from schemas.enqueue import EnqueueTask
 from schemas.status import SETTLED
-from services.enqueuer.errors import StoreUnavailable
+from services.enqueuer.errors import StoreRefused, StoreUnavailable
 
 #: States after which a redelivered request has nothing left to do.
 
@@ -81,7 +81,7 @@ class EnqueueLogStore:
                 e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000
             }
             if len(taken) < len(exc.details.get("writeErrors", [])):
-                return [StoreUnavailable(f"insert failed: {exc.details}")] * len(envs)
+                return [StoreRefused(f"insert failed: {exc.details}")] * len(envs)
             return [await self._prior(env.id) if i in taken else None for i, env in enumerate(envs)]
         except StoreUnavailable as exc:
             return [exc] * len(envs)

@@ -37,7 +37,7 @@ from schemas.collections import (
     VIEW_USAGE,
 )
 from schemas.views import RAW_OF
-from services.logger.errors import StoreUnavailable
+from services.logger.errors import StoreRefused, StoreUnavailable
 from services.logger.fold import Writes
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class ViewStore:
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != 11000 for e in errors):
-                raise StoreUnavailable(f"claim failed: {errors[:1]}") from exc
+                raise StoreRefused(f"claim failed: {errors[:1]}") from exc
             taken = [keys[e["index"]] for e in errors]
             unfinished = await self._unfinished(taken)
             return (set(keys) - set(taken)) | unfinished

@@ -3,7 +3,8 @@ exceptions.
 
     RetriableError (runtime.retry)      retried with capped backoff, then dead-lettered
     ├── BusUnavailable                  Kafka did not take a state record or a notification
-    ├── StoreUnavailable                MongoDB away
+    ├── StoreUnavailable (ServerAway)   MongoDB away: waits for it, never dead-lettered for it
+    ├── StoreRefused                    MongoDB refused a write
     └── WebhookUnavailable              timeout, refused connection, 408, 429, 5xx
     PermanentError (runtime.retry)      dead-lettered at once
     └── WebhookRejected                 any other answer but 2xx (4xx: the receiver says no)
@@ -14,6 +15,7 @@ marked and is written on the next tick.
 
 from __future__ import annotations
 
+from runtime.mongo import StoreRefused as StoreRefused  # noqa: PLC0414 - re-export
 from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from runtime.retry import PermanentError, RetriableError
 

@@ -21,7 +21,7 @@ from runtime.batching import GroupCommit
 from runtime.mongo import Doc, create_indexes, store_errors
 from schemas.collections import NOTIFICATIONS
 from schemas.notifications import Notification
-from services.notifier.errors import StoreUnavailable
+from services.notifier.errors import StoreRefused, StoreUnavailable
 
 log = logging.getLogger(__name__)
 _DUPLICATE_KEY = 11000
@@ -62,7 +62,7 @@ class NotificationStore:
             errors = exc.details.get("writeErrors", [])
             failed = {e["index"] for e in errors if e.get("code") != _DUPLICATE_KEY}
             return [
-                StoreUnavailable(f"insert failed: {errors}") if i in failed else None
+                StoreRefused(f"insert failed: {errors}") if i in failed else None
                 for i in range(len(docs))
             ]
         except StoreUnavailable as exc:
