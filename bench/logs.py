@@ -30,7 +30,8 @@ from pymongo import AsyncMongoClient
 
 from bench.harness import Stack, say, summary, write_report
 from schemas.base import utcnow
-from schemas.views import ENQUEUE_LOGS, LOG_INDEX, ONDEMAND_LOGS, SLOT_MINUTES, VIEW_OF, slot_key
+from schemas.collections import ENQUEUE_LOGS, LOG_INDEX, ONDEMAND_LOGS
+from schemas.views import SLOT_MINUTES, VIEW_OF, slot_key
 from services.ingest.dashboard import summary as dashboard_summary
 from services.ingest.logquery import LogFilter
 from services.ingest.logviews import LogReader

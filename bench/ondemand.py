@@ -23,7 +23,7 @@ from pymongo import MongoClient
 
 from bench.harness import Stack, paced, say, summary, wait_http, write_report
 from mlbus.servers.process import free_port
-from schemas.views import ONDEMAND_LOGS
+from schemas.collections import ONDEMAND_LOGS
 
 FEATURES = {
     "capacity": 120,

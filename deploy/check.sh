@@ -5,14 +5,15 @@
 #   valid (strict: unknown fields are errors) against the schemas vendored in
 #   deploy/k8s/schemas (Kubernetes, Strimzi, KEDA): nothing is fetched, a kind without a schema
 #   is an error;
-# - the Prometheus rules pass `promtool check rules` and their unit tests `promtool test rules`.
-# The three tools are Go modules, built once into ~/.cache/mlbus/bin by deploy/tools/install.sh
-# (the first run says so and takes a while: promtool is the long one); later runs take seconds.
+# - the Prometheus rules pass `promtool check rules` and their unit tests `promtool test rules`,
+#   run by deploy/tools/promrules: those two commands of promtool, from the same Prometheus module.
+# The three tools are built once into ~/.cache/mlbus/bin by deploy/tools/install.sh (the first run
+# says so and takes a few minutes); later runs take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kustomize="$(bash deploy/tools/install.sh kustomize)"
 kubeconform="$(bash deploy/tools/install.sh kubeconform)"
-promtool="$(bash deploy/tools/install.sh promtool)"
+promrules="$(bash deploy/tools/install.sh promrules)"
 
 .venv/bin/python -m mlbus.k8s --check
 out=var/k8s
@@ -26,5 +27,5 @@ for overlay in deploy/k8s/overlays/*/; do
     -schema-location 'deploy/k8s/schemas/crds/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json' \
     "$out/$name.yaml"
 done
-"$promtool" check rules deploy/prometheus/*.rules.yaml
-"$promtool" test rules deploy/prometheus/tests/*.test.yaml
+"$promrules" check rules deploy/prometheus/*.rules.yaml
+"$promrules" test rules deploy/prometheus/tests/*.test.yaml

@@ -29,6 +29,7 @@ from pymongo.errors import (
 
 from runtime.retry import RetriableError, ServerAway
 from runtime.settings import BusSettings
+from schemas.collections import BY_NAME
 
 #: pymongo errors that mean "the server is away for now"; adapters turn them into RetriableError.
 TRANSIENT_MONGO_ERRORS = (
@@ -93,3 +94,9 @@ def mongo_on(stack: contextlib.AsyncExitStack, settings: BusSettings) -> AsyncMo
     client = open_mongo(settings)
     stack.push_async_callback(client.close)
     return client
+
+
+async def create_indexes(db: AsyncDatabase[Doc], name: str) -> None:
+    """Create the secondary indexes schemas/collections.py declares for collection `name`."""
+    for keys in BY_NAME[name].indexes:
+        await db[name].create_index(list(keys))

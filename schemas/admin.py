@@ -8,6 +8,7 @@ from pydantic import Field
 
 from schemas.api import TimelineEntry
 from schemas.base import JSONValue, Model
+from schemas.collections import TASK_MAPPINGS
 
 
 class LogEntry(Model):
@@ -112,7 +113,7 @@ class AuditEntry(Model):
     action: str = Field(description="'create' or 'delete'.", examples=["create"])
     kind: str = Field(
         description="'task_mappings', 'serving_machines' or 'endpoint_mappings'.",
-        examples=["task_mappings"],
+        examples=[TASK_MAPPINGS],
     )
     key: str = Field(description="Id of the changed mapping.")
     before: dict[str, JSONValue] | None = Field(default=None, description="Before the change.")

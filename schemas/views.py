@@ -1,9 +1,9 @@
 """The read models of the logs: MongoDB collections the logger writes and the admin API reads.
 
-This module is the contract between the two (services never import each other): collection
-names, how each document's `_id` is made, the latency buckets, and the log index. Every read the
-admin API makes is an `_id` lookup, the only one FerretDB answers from an index; see the README
-("MongoDB views") for each collection's fields.
+This module is the contract between the two (services never import each other; the collections'
+names are in schemas/collections.py): how each document's `_id` is made, the latency buckets,
+and the log index. Every read the admin API makes is an `_id` lookup, the only one FerretDB
+answers from an index; see the README ("MongoDB views") for each collection's fields.
 
 The log index (`view_log_index`) answers "newest first, filtered" without scanning the logs:
 
@@ -28,16 +28,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-ENQUEUE_LOGS = "enqueue_logs"
-ONDEMAND_LOGS = "ondemand_logs"
-VIEW_ENQUEUE = "view_enqueue_logs"
-VIEW_ONDEMAND = "view_ondemand_logs"
-VIEW_HOURLY = "view_requests_hourly"
-VIEW_DAILY = "view_requests_daily"
-VIEW_USAGE = "view_usage_by_user"
-LOG_INDEX = "view_log_index"
-#: One document per (request id, status) the logger has folded: its idempotency keys.
-FOLDS = "logger_folds"
+from schemas.collections import ENQUEUE_LOGS, ONDEMAND_LOGS, VIEW_ENQUEUE, VIEW_ONDEMAND
 
 PATHS = ("enqueue", "ondemand")
 RAW_OF = {"enqueue": ENQUEUE_LOGS, "ondemand": ONDEMAND_LOGS}

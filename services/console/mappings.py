@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from schemas.collections import ENDPOINT_MAPPINGS, SERVING_MACHINES, TASK_MAPPINGS
 from services.console.errors import ApiFailed, Forbidden
 from services.console.web import Admin, Posted, console_of, render
 
@@ -48,7 +49,7 @@ class Kind:
 KINDS = {
     "tasks": Kind(
         "task-mappings",
-        "task_mappings",
+        TASK_MAPPINGS,  # the audit trail names a change by its collection
         "tasks",
         (
             Field("clearml_task_id", "clearml_task_id"),
@@ -66,7 +67,7 @@ KINDS = {
     ),
     "machines": Kind(
         "serving-machines",
-        "serving_machines",
+        SERVING_MACHINES,
         "machines",
         (
             Field("serving_task_id", "serving_task_id"),
@@ -82,7 +83,7 @@ KINDS = {
     ),
     "endpoints": Kind(
         "endpoint-mappings",
-        "endpoint_mappings",
+        ENDPOINT_MAPPINGS,
         "endpoints",
         (
             Field("machine_id", "machine_id"),

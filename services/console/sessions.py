@@ -32,13 +32,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from runtime.mongo import Doc, StoreUnavailable, store_errors
+from schemas.collections import CONSOLE_SESSIONS as COLLECTION
 from services.console.errors import SessionsUnavailable
 from services.console.oidc import PendingLogin, Tokens
 
 log = logging.getLogger(__name__)
 COOKIE = "mlbus_console"
 LOGIN_COOKIE = "mlbus_console_login"
-COLLECTION = "console_sessions"
 LOGIN_TTL_S = 600.0  # a login page left open for ten minutes starts again
 _TOUCH_EVERY_S = 60.0
 T = TypeVar("T")
@@ -160,7 +160,7 @@ class MongoSessions(Sessions):
         except OperationFailure as exc:  # a server without TTL indexes
             log.info("no TTL index on %s (%s): expired sessions go at sign-in", COLLECTION, exc)
         except StoreUnavailable as exc:
-            log.warning("MongoDB did not answer (%s): no TTL index until the next start", exc)
+            log.warning("MongoDB did not answer (%s): the TTL index is made later", exc)
 
     async def ready(self) -> bool:
         """MongoDB answers a ping."""

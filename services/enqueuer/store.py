@@ -18,11 +18,11 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from runtime.batching import GroupCommit
 from runtime.mongo import Doc, store_errors
 from schemas.base import Envelope, utcnow
+from schemas.collections import ENQUEUE_LOGS
 from schemas.enqueue import EnqueueTask
 from schemas.status import SETTLED
 from services.enqueuer.errors import StoreRefused, StoreUnavailable
 
-ENQUEUE_LOGS = "enqueue_logs"
 #: States after which a redelivered request has nothing left to do.
 
 

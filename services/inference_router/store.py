@@ -19,13 +19,11 @@ from pymongo.errors import BulkWriteError
 from runtime.batching import GroupCommit
 from runtime.mongo import Doc, store_errors
 from schemas.base import Envelope
+from schemas.collections import ENDPOINT_MAPPINGS, ONDEMAND_LOGS, SERVING_MACHINES
 from schemas.inference import InferenceRequested
 from services.inference_router.errors import StoreUnavailable
 from services.inference_router.outcomes import Outcome
 
-SERVING_MACHINES = "serving_machines"
-ENDPOINT_MAPPINGS = "endpoint_mappings"
-ONDEMAND_LOGS = "ondemand_logs"
 DEFAULT_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
 

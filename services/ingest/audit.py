@@ -19,6 +19,7 @@ from runtime.http import request_id_of
 from runtime.mongo import Doc, StoreUnavailable, database, store_errors
 from schemas.admin import AuditEntry, AuditPage
 from schemas.base import new_event_id, utcnow
+from schemas.collections import ADMIN_AUDIT as AUDIT
 from services.ingest import errors
 from services.ingest.auth import Principal
 from services.ingest.deps import admin_principal, ingest_of
@@ -26,7 +27,6 @@ from services.ingest.deps import admin_principal, ingest_of
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(admin_principal)]
-AUDIT = "admin_audit"
 EVENT_ID = r"^[0-9a-f]{32}$"
 _SECRET_WORDS = ("token", "secret", "password", "credential", "authorization")
 

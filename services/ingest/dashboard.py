@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from runtime.mongo import Doc, store_errors
 from schemas.admin import DashboardSummary, PathActivity, Period, Ranked
 from schemas.base import utcnow
+from schemas.collections import RESOURCES
 from schemas.views import day_key, hour_key, merge_counts, percentile, unfield
 from services.ingest import errors
 from services.ingest.auth import Principal
@@ -28,7 +29,6 @@ from services.ingest.store import ENDPOINTS, MACHINES, TASKS, StoreUnavailable
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(admin_principal)]
-RESOURCES = "resources"
 
 
 def period(start: str, doc: dict[str, Any] | None) -> Period:

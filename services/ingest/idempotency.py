@@ -33,10 +33,10 @@ from pymongo.errors import DuplicateKeyError
 from runtime.http import ApiError
 from runtime.mongo import Doc, StoreUnavailable, store_errors
 from schemas.base import JSONValue, Model, utcnow
+from schemas.collections import IDEMPOTENCY_KEYS as COLLECTION
 from services.ingest import errors
 
 HEADER = "idempotency-key"
-COLLECTION = "idempotency_keys"
 _MAX_KEY = 255
 
 

@@ -20,16 +20,8 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.mongo import Doc, store_errors
-from schemas.views import (
-    LOG_INDEX,
-    VIEW_DAILY,
-    bucket_id,
-    daily_id,
-    day_key,
-    directory_id,
-    slot_key,
-    slot_start_ms,
-)
+from schemas.collections import LOG_INDEX, VIEW_DAILY
+from schemas.views import bucket_id, daily_id, day_key, directory_id, slot_key, slot_start_ms
 from services.ingest.logquery import LogFilter, Position
 
 #: Buckets read at once while walking back: one first (often enough: a bucket holds tens of

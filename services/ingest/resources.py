@@ -31,6 +31,7 @@ from schemas.api import (
     TaskMapping,
 )
 from schemas.base import utcnow
+from schemas.collections import QUEUES, RESOURCES
 from schemas.resources import QueueState, ResourceState
 from services.ingest import errors
 from services.ingest.auth import Principal
@@ -41,7 +42,6 @@ from services.ingest.store import StoreUnavailable
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["resources"])
 User = Annotated[Principal, Depends(bearer_principal)]
-RESOURCES, QUEUES = "resources", "queues"
 
 
 @dataclass(frozen=True)

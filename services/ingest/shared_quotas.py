@@ -31,14 +31,14 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from runtime.mongo import Doc, StoreUnavailable, store_errors
+from runtime.mongo import Doc, StoreUnavailable, create_indexes, store_errors
+from schemas.collections import QUOTA_COUNTERS as RATES
+from schemas.collections import TASK_SLOTS as SLOTS
 from schemas.status import ENDED
 from services.ingest.quotas import Lookup
 
 log = logging.getLogger(__name__)
 
-RATES = "quota_counters"
-SLOTS = "task_slots"
 BUCKETS = 10
 
 T = TypeVar("T")
@@ -325,5 +325,5 @@ def _aware(at: datetime) -> datetime:
 
 async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
     """`task_slots` are counted per user; old rate buckets are dropped by time."""
-    await db[SLOTS].create_index("user")
-    await db[RATES].create_index("at")
+    await create_indexes(db, SLOTS)
+    await create_indexes(db, RATES)

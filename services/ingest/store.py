@@ -16,6 +16,13 @@ from pymongo.errors import DuplicateKeyError
 from runtime.mongo import Doc, store_errors
 from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from schemas.api import EndpointMapping, ServingMachine, TaskMapping
+from schemas.collections import (
+    ENDPOINT_MAPPINGS,
+    ENQUEUE_LOGS,
+    NOTIFICATIONS,
+    SERVING_MACHINES,
+    TASK_MAPPINGS,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,11 +54,9 @@ class Kind(Generic[M]):
         return self.model(**fields)
 
 
-TASKS = Kind("task_mappings", TaskMapping, ("task_id",), "task_id")
-MACHINES = Kind("serving_machines", ServingMachine, ("machine_id",), "machine_id")
-ENDPOINTS = Kind("endpoint_mappings", EndpointMapping, ("machine_id", "endpoint"))
-ENQUEUE_LOGS = "enqueue_logs"
-NOTIFICATIONS = "notifications"
+TASKS = Kind(TASK_MAPPINGS, TaskMapping, ("task_id",), "task_id")
+MACHINES = Kind(SERVING_MACHINES, ServingMachine, ("machine_id",), "machine_id")
+ENDPOINTS = Kind(ENDPOINT_MAPPINGS, EndpointMapping, ("machine_id", "endpoint"))
 
 
 class IngestStore:

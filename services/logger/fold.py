@@ -27,14 +27,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from schemas.base import JSONValue
+from schemas.collections import LOG_INDEX, VIEW_DAILY, VIEW_HOURLY, VIEW_USAGE
 from schemas.status import ALL
 from schemas.views import (
     ALL_TARGETS,
-    LOG_INDEX,
-    VIEW_DAILY,
-    VIEW_HOURLY,
     VIEW_OF,
-    VIEW_USAGE,
     bucket_id,
     daily_id,
     day_key,

@@ -28,8 +28,9 @@ from datetime import datetime
 from typing import Any
 
 from schemas.base import utcnow
+from schemas.collections import LOG_INDEX
 from schemas.status import SETTLED
-from schemas.views import LOG_INDEX, PATHS
+from schemas.views import PATHS
 from services.logger.fold import Fact, Writes, effects
 from services.logger.store import ViewStore
 

@@ -23,18 +23,20 @@ from pymongo.errors import BulkWriteError, OperationFailure
 
 from runtime.mongo import Doc, store_errors
 from schemas.base import utcnow
-from schemas.views import (
+from schemas.collections import (
     ENQUEUE_LOGS,
     FOLDS,
+    LIVE_ENQUEUE,
+    LIVE_ONDEMAND,
     LOG_INDEX,
     ONDEMAND_LOGS,
-    RAW_OF,
     VIEW_DAILY,
     VIEW_ENQUEUE,
     VIEW_HOURLY,
     VIEW_ONDEMAND,
     VIEW_USAGE,
 )
+from schemas.views import RAW_OF
 from services.logger.errors import StoreRefused, StoreUnavailable
 from services.logger.fold import Writes
 
@@ -44,11 +46,11 @@ READ_MODELS = (VIEW_ENQUEUE, VIEW_ONDEMAND, VIEW_HOURLY, VIEW_DAILY, VIEW_USAGE,
 
 #: Real views registered where the server has `createView` (MongoDB): the raw logs, projected.
 LIVE_VIEWS: dict[str, tuple[str, list[dict[str, Any]]]] = {
-    "view_enqueue_logs_live": (
+    LIVE_ENQUEUE: (
         ENQUEUE_LOGS,
         [{"$project": {"input": 0}}, {"$addFields": {"request_id": "$_id", "target": "$task_id"}}],
     ),
-    "view_ondemand_logs_live": (
+    LIVE_ONDEMAND: (
         ONDEMAND_LOGS,
         [
             {"$project": {"replica_url": 0, "input": 0}},

@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.mongo import Doc, store_errors
+from schemas.collections import QUEUES, RESOURCES
 from schemas.resources import QueueState, ResourceState
 from services.monitor.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
-RESOURCES = "resources"
-QUEUES = "queues"
 #: Replaces in flight at once.
 CONCURRENCY = 8
 

@@ -15,11 +15,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.mongo import Doc, store_errors
+from schemas.collections import ENQUEUE_LOGS
 from schemas.status import ACTIVE, ENDED
 from services.monitor.lifecycle import Change, Watched
 
 log = logging.getLogger(__name__)
-ENQUEUE_LOGS = "enqueue_logs"
 _SEED_FIELDS = {"_id": 1, "clone_id": 1, "status": 1, "user": 1, "task_id": 1, "queue": 1}
 
 

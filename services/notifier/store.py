@@ -14,17 +14,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from runtime.batching import GroupCommit
-from runtime.mongo import Doc, store_errors
+from runtime.mongo import Doc, create_indexes, store_errors
+from schemas.collections import NOTIFICATIONS
 from schemas.notifications import Notification
 from services.notifier.errors import StoreRefused, StoreUnavailable
 
 log = logging.getLogger(__name__)
-NOTIFICATIONS = "notifications"
 _DUPLICATE_KEY = 11000
 
 
@@ -47,7 +46,7 @@ class NotificationStore:
         """Create the stream's index; a server that refuses it costs speed, not correctness."""
         try:
             with store_errors():
-                await self._docs.create_index([("user", ASCENDING), ("_id", DESCENDING)])
+                await create_indexes(self._docs.database, NOTIFICATIONS)
         except PyMongoError as exc:
             log.warning("index on notifications not created: %s", exc)
 

@@ -19,7 +19,8 @@ from pymongo import AsyncMongoClient
 
 from mlbus.servers.keycloak import KeycloakServer
 from mlbus.servers.process import Child, free_port
-from services.console.sessions import COLLECTION, COOKIE
+from schemas.collections import CONSOLE_SESSIONS as COLLECTION
+from services.console.sessions import COOKIE
 from tests.browser import browser  # noqa: F401 - the fixture by name
 from tests.conftest import Bus
 from tests.e2e.test_console import Stack, ingest_server, sign_in

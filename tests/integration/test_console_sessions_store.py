@@ -8,8 +8,9 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+from schemas.collections import CONSOLE_SESSIONS as COLLECTION
 from services.console.oidc import Tokens, new_login
-from services.console.sessions import COLLECTION, MongoSessions, Session, key_of
+from services.console.sessions import MongoSessions, Session, key_of
 
 
 def _session() -> Session:

@@ -125,7 +125,9 @@ async def test_every_key_of_the_jwks_is_usable() -> None:
 async def test_a_verified_token_is_remembered_until_it_expires() -> None:
     v = verifier()
     v._leeway = 0
-    token = KEY.sign(ISSUER, "alice", ["Manager"], exp=int(time.time()) + 1)
+    # Expires 3 s from now: a loaded machine may pause a second between two lines.
+    exp = int(time.time()) + 3
+    token = KEY.sign(ISSUER, "alice", ["Manager"], exp=exp)
     assert (await v.verify(token)).user == "alice"
     calls = 0
     real = v._verify
@@ -138,7 +140,7 @@ async def test_a_verified_token_is_remembered_until_it_expires() -> None:
     v._verify = counting
     assert (await v.verify(token)).user == "alice"
     assert calls == 0  # served from memory
-    await asyncio.sleep(max(0.0, int(time.time()) + 2 - time.time()))  # past its exp second
+    await asyncio.sleep(max(0.0, exp + 1 - time.time()))  # past its exp second
     assert "expired" in await rejected(token, v)
     assert calls == 1  # expired in memory, so verified again, and refused
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from schemas.collections import COLLECTIONS
 from schemas.status import RequestStatus
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,3 +110,68 @@ def test_request_status_groups_come_from_schemas() -> None:
     """SETTLED, ACTIVE, ENDED and ALL are schemas.status's; a service that spells its own set
     of statuses drifts when the vocabulary changes."""
     assert status_groups_spelled(ROOT) == []
+
+
+#: String constants equal to a collection's name that are not one, and why.
+NOT_COLLECTIONS = {
+    "services/console/i18n.py": "the dashboard's labels are keyed by field (serving_machines)",
+}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+            ids.add(id(first.value))
+    return ids
+
+
+def collection_names_spelled(root: Path) -> list[str]:
+    """Collection names written as strings outside schemas/collections.py: a distinctive name
+    (`enqueue_logs`) anywhere in code; a common word (`resources`, `queues`, `notifications`)
+    as a module constant or as the key of a `db[...]` / `_db[...]` subscript."""
+    names = {c.name for c in COLLECTIONS}
+    distinctive = {n for n in names if "_" in n}
+    found = []
+    for package in ("services", "runtime", "schemas", "mlbus"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel == "schemas/collections.py" or rel in NOT_COLLECTIONS:
+                continue
+            tree = ast.parse(path.read_text())
+            skip = _docstrings(tree)
+            hits: list[ast.Constant] = [
+                n
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and n.value in distinctive and id(n) not in skip
+            ]
+            for node in tree.body:  # NAME = "resources"
+                if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(
+                    node.value, ast.Constant | ast.Tuple
+                ):
+                    values = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+                    hits += [v for v in values if isinstance(v, ast.Constant) and v.value in names]
+            for n in ast.walk(tree):  # db["resources"]
+                if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant):
+                    base = n.value
+                    label = (
+                        base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+                    )
+                    if label.endswith("db") and n.slice.value in names:
+                        hits.append(n.slice)
+            found += sorted({f"{rel}:{h.lineno} {h.value!r}" for h in hits})
+    return found
+
+
+def test_collection_names_only_in_the_contract() -> None:
+    """Every collection is named in schemas/collections.py and imported from there, so that
+    who reads and writes a collection can be found by its constant."""
+    assert collection_names_spelled(ROOT) == []
+
+
+def test_contract_names_each_collection_once() -> None:
+    names = [c.name for c in COLLECTIONS]
+    assert len(names) == len(set(names))
+    assert all(c.writers for c in COLLECTIONS)

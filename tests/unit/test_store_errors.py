@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from pymongo.errors import AutoReconnect, DuplicateKeyError, ServerSelectionTimeoutError
 
-from runtime.mongo import StoreUnavailable, store_errors
+from runtime.mongo import StoreUnavailable, create_indexes, store_errors
 from runtime.retry import RetriableError
+from schemas.collections import ENQUEUE_LOGS, NOTIFICATIONS, TASK_SLOTS
 from services.enqueuer import errors as enqueuer_errors
 from services.ingest import store as ingest_store
 from services.logger import errors as logger_errors
@@ -32,3 +33,26 @@ def test_other_errors_pass_through() -> None:
 def test_every_service_catches_the_same_class() -> None:
     for module in (enqueuer_errors, ingest_store, logger_errors, monitor_errors, notifier_errors):
         assert module.StoreUnavailable is StoreUnavailable
+
+
+async def test_create_indexes_makes_what_the_contract_declares() -> None:
+    made: list[tuple[str, list[tuple[str, int]]]] = []
+
+    class FakeCollection:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def create_index(self, keys: list[tuple[str, int]]) -> str:
+            made.append((self.name, keys))
+            return "ix"
+
+    class FakeDb:
+        def __getitem__(self, name: str) -> FakeCollection:
+            return FakeCollection(name)
+
+    for name in (NOTIFICATIONS, TASK_SLOTS, ENQUEUE_LOGS):
+        await create_indexes(FakeDb(), name)  # type: ignore[arg-type]
+    assert made == [
+        (NOTIFICATIONS, [("user", 1), ("_id", -1)]),
+        (TASK_SLOTS, [("user", 1)]),
+    ]
