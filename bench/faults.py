@@ -157,7 +157,7 @@ async def run(args: argparse.Namespace) -> None:
     node_port = free_port()
     node_url = f"http://127.0.0.1:{node_port}"
     try:
-        stack.start(["ingest", "enqueuer", "inference_router", "logger"])
+        await asyncio.to_thread(stack.start, ["ingest", "enqueuer", "inference_router", "logger"])
         stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
         await asyncio.to_thread(wait_http, f"{node_url}/health")
         faults = FAULTS[:3] if args.short else FAULTS
