@@ -9,7 +9,7 @@ bench.logs fills them, read models included):
 - the on-demand p99 at `--rate`/s, quiet, then while a CSV export of the logs (up to 100,000
   rows) streams through the console and 50 SSE clients hold ingest's notification stream.
 
-Signed-in sessions are put straight into the console's memory (a bench-only launcher below):
+Signed-in sessions are put straight into the console's session store (a bench-only launcher below):
 Keycloak's login page is what the browser tests cover, not what a page costs.
 
     .venv/bin/python -m bench.console [--logs 100000] [--days 3] [--repeat 50] [--rate 200]
@@ -53,9 +53,9 @@ opened = app.router.lifespan_context
 async def lifespan(a):
     async with opened(a):
         for key, (user, grants, token) in json.loads(os.environ["BENCH_SESSIONS"]).items():
-            a.state.console.sessions._sessions[key] = Session(
+            await a.state.console.sessions.put(key, Session(
                 user, frozenset(grants), Tokens(token, None, None, time.time() + 86400)
-            )
+            ))
         yield
 
 app.router.lifespan_context = lifespan

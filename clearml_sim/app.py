@@ -18,6 +18,7 @@ from clearml_sim import api_misc, api_queues, api_tasks, api_workers, control, e
 from clearml_sim.asgi import Receive, Scope, Send, header, query_args, read_body, send_json
 from clearml_sim.config import SimConfig
 from clearml_sim.endpoint import Call, Doc, Endpoint
+from clearml_sim.journal import session_of
 from clearml_sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,14 @@ class SimApp:
         endpoint = ENDPOINTS.get(name)
         actual = endpoint.min_version if endpoint else None
         data: Any = {}
+        handle: int | None = None
         try:
             if endpoint is None or _version_tuple(version) < _version_tuple(endpoint.min_version):
                 actual = None
                 raise errors.unknown_endpoint(name, version)
             call = self._call(endpoint, scope, raw)
+            session = session_of(call.authorization)
+            handle = self.sim.journal.begin(name, session, call.body, self.sim.clock())
             delay, fault = self.sim.faults.decide(name)
             if delay:
                 await asyncio.sleep(delay)
@@ -133,9 +137,15 @@ class SimApp:
             err = None
         except errors.ApiError as exc:
             err = exc
+        except asyncio.CancelledError:  # the client went away: the call is over all the same
+            if handle is not None:
+                self.sim.journal.end(handle, self.sim.clock(), 499)
+            raise
         except Exception:
             log.exception("clearml-sim: %s failed", name)
             err = errors.general_error()
+        if handle is not None:
+            self.sim.journal.end(handle, self.sim.clock(), err.code if err else 200)
         await send_json(send, err.code if err else 200, envelope(name, version, actual, err, data))
 
     async def _file(self, scope: Scope, send: Send) -> None:

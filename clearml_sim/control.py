@@ -1,4 +1,5 @@
-"""The ``/_sim/`` control API (not part of ClearML): health, faults, inspection, agents, reset.
+"""The ``/_sim/`` control API (not part of ClearML): health, faults, inspection (the calls served
+among it), agents, reset.
 
 Plain JSON without the ClearML envelope; errors are ``{"detail": "..."}``. No auth: the simulator
 is a local test double.
@@ -99,6 +100,12 @@ def _faults(sim: Simulator, method: str, body: Doc) -> tuple[int, Any]:
     raise ControlError(405, f"{method} not allowed on /_sim/faults")
 
 
+def _calls(sim: Simulator, rest: list[str], body: Doc) -> Doc:
+    endpoint = body.get("endpoint")
+    calls = sim.journal.calls(str(endpoint) if endpoint else None)
+    return {"calls": [c.doc() for c in calls]}
+
+
 def _tasks(sim: Simulator, rest: list[str], body: Doc) -> Doc:
     state = sim.state
     if rest:
@@ -151,6 +158,7 @@ def _agents(sim: Simulator, method: str, rest: list[str], body: Doc) -> tuple[in
 
 _VIEWS: dict[str, Callable[[Simulator, list[str], Doc], Doc]] = {
     "health": _health,
+    "calls": _calls,
     "tasks": _tasks,
     "queues": _queues,
     "workers": _workers,

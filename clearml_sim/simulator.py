@@ -12,6 +12,7 @@ from clearml_sim.agents import AgentPool
 from clearml_sim.auth import TokenAuth
 from clearml_sim.config import SimConfig
 from clearml_sim.faults import Faults
+from clearml_sim.journal import Journal
 from clearml_sim.state import SimState
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Simulator:
         self.auth = TokenAuth(self.config)
         self.faults = Faults(clock)
         self.agents = AgentPool(self.state)
+        self.journal = Journal()
         self.started_at = clock()
         self._loop_task: asyncio.Task[None] | None = None
         if self.config.demo:
@@ -41,6 +43,7 @@ class Simulator:
         """Clear state, agents and faults; reseed the demo if asked (default: as configured)."""
         self.agents.clear()
         self.faults.clear()
+        self.journal.clear()
         self.state.clear()
         if self.config.demo if demo is None else demo:
             self.seed_demo()

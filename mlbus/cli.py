@@ -102,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlbus` command."""
     parser = argparse.ArgumentParser(prog="mlbus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="run the whole local stack until Ctrl-C")
+    up_cmd = sub.add_parser("up", help="run the whole local stack until Ctrl-C")
+    up_cmd.add_argument(
+        "--replicas",
+        type=_positive,
+        help="copies of each service (ingest on ports 8000, 8010, ...; default: "
+        "MLBUS_REPLICAS, else 1); the agent and the console run once",
+    )
     token = sub.add_parser(
         "token", help="print an access token for a local user (from the stack's Keycloak)"
     )
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from mlbus.stack import up
 
-        return up()
+        return up(args.replicas)
     if args.command == "token":
         try:
             _say(dev_token(ISSUER_URL, args.user))

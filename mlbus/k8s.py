@@ -47,6 +47,9 @@ class Workload:
     http_port: int | None = None  # ingest: its API; workers only serve metrics and probes
     scaled_by: tuple[tuple[TopicSpec, str], ...] = ()  # (topic, consumer group) for KEDA
     daemon: bool = False
+    kafka: bool = True  # False: no Kafka user (the console reads through ingest's API)
+    replicas: int = 1
+    secret_env: tuple[tuple[str, str, str], ...] = ()  # (variable, Secret, key) of its own
 
 
 def _group(name: str, suffix: str = "") -> str:
@@ -86,6 +89,19 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("monitor", "services.monitor", "250m", "256Mi"),
     Workload("notifier", "services.notifier", "250m", "256Mi"),
     Workload("agent", "services.agent", "100m", "128Mi", daemon=True),
+    # Two copies from the start: the sessions are in MongoDB, so either serves anyone. No Kafka:
+    # every read and change goes through ingest's API. The OIDC client's secret is in a Secret
+    # of its own, not in mlbus-secrets, which every pod reads.
+    Workload(
+        "console",
+        "services.console",
+        "250m",
+        "256Mi",
+        http_port=8001,
+        kafka=False,
+        replicas=2,
+        secret_env=(("MLBUS_CONSOLE_CLIENT_SECRET", "mlbus-console", "client-secret"),),
+    ),
 )
 
 
@@ -175,13 +191,20 @@ def _env(w: Workload) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         # names this process's reply topic and Kafka client id: unique per pod
         {"name": "MLBUS_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "MLBUS_KAFKA_USERNAME", "value": f"mlbus-{w.name}"},
-        {
-            "name": "MLBUS_KAFKA_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": f"mlbus-{w.name}", "key": "password"}},
-        },
-        {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the pod's emptyDir (read-only root)
     ]
+    if w.kafka:
+        env += [
+            {"name": "MLBUS_KAFKA_USERNAME", "value": f"mlbus-{w.name}"},
+            {
+                "name": "MLBUS_KAFKA_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": f"mlbus-{w.name}", "key": "password"}},
+            },
+        ]
+    env += [
+        {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for variable, secret, key in w.secret_env
+    ]
+    env.append({"name": "HOME", "value": "/tmp"})  # noqa: S108 - the pod's emptyDir (read-only root)
     if w.daemon:
         env += [
             {
@@ -271,7 +294,7 @@ def workload(w: Workload) -> list[dict[str, Any]]:
         "apiVersion": "apps/v1",
         "kind": "DaemonSet" if w.daemon else "Deployment",
         "metadata": {"name": name, "labels": labels},
-        "spec": {} if w.daemon else {"replicas": 1},
+        "spec": {} if w.daemon else {"replicas": w.replicas},
     }
     controller["spec"]["selector"] = selector
     if not w.daemon:

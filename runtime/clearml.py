@@ -20,14 +20,14 @@ ClearML calls are mlbus's highest-volume outbound traffic.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import Field, SecretStr
 
 from runtime import metrics, tracing
 from runtime.retry import PermanentError, RetriableError
-from runtime.settings import BusSettings
+from runtime.settings import WorkerSettings
 
 API = "v2.23"
 
@@ -64,8 +64,16 @@ class ClearMLRejected(PermanentError):
         self.status, self.subcode, self.user_message = code, subcode, user_message
 
 
-class ClearMLSettings(BusSettings):
-    """Where ClearML's API is and how to log in: what a production install sets."""
+class ClearMLSettings(WorkerSettings):
+    """A worker that calls ClearML: where its API is and how to log in. These are connection
+    settings, so they also fall back to `MLBUS_` (`MLBUS_CLEARML_API_HOST`)."""
+
+    shared_fields: ClassVar[frozenset[str]] = WorkerSettings.shared_fields | {
+        "clearml_api_host",
+        "clearml_access_key",
+        "clearml_secret_key",
+        "clearml_timeout_s",
+    }
 
     clearml_api_host: str = Field(default="http://127.0.0.1:8008", description="ClearML API.")
     clearml_access_key: str = Field(default="mlbus-dev-access", description="API access key.")

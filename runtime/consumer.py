@@ -9,7 +9,10 @@ Guarantees, in order of importance:
 - too many dead letters in a row means something is broken beyond one message: the loop stops
   loudly (ConsumerHalted) instead of dead-lettering the whole topic;
 - messages with the same key are handled in order; different keys run concurrently;
-- on stop, the batch in hand finishes and is committed before the loop returns.
+- on stop, the batch in hand finishes and is committed before the loop returns;
+- when a rebalance takes partitions away, the work in flight finishes and is committed before
+  they move (`DrainOnRevoke`): the next owner starts after the last effect of this one, so two
+  deliveries of one request are never handled at once (a second clone's window).
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from runtime import metrics, tracing
@@ -48,6 +57,44 @@ Handler = Callable[[Envelope[Any]], Awaitable[None]]
 FailureHook = Callable[[Envelope[Any], Exception], Awaitable[None]]
 
 
+#: What a loop runs when its partitions are revoked: finish the work on them, commit it.
+Drain = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Holds a rebalance until the consumer loop has finished and committed what it was doing.
+
+    aiokafka awaits `on_partitions_revoked` before this member rejoins, and the group's other
+    members wait for the rejoin (up to `max_poll_interval_ms`), so no partition has a new owner
+    while an effect of the old one is still in flight. The fetcher hands out nothing during a
+    reassignment, so the work to drain is what the loop already holds. `drain` is set by the loop
+    that consumes (and cleared when it ends: a consumer closed after its loop has nothing left).
+    """
+
+    def __init__(self) -> None:
+        self.drain: Drain | None = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self.drain is None or not revoked:
+            return
+        started = time.monotonic()
+        await self.drain(set(revoked))
+        log.info(
+            "partitions %s revoked: the work in flight finished and was committed in %.2f s",
+            sorted(tp.partition for tp in revoked),
+            time.monotonic() - started,
+        )
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+def drain_of(consumer: Any) -> DrainOnRevoke | None:
+    """The consumer's revocation hook (made by `make_consumer`, or a `RdGroupConsumer`'s)."""
+    hook = getattr(consumer, "revoke_drain", None)
+    return hook if isinstance(hook, DrainOnRevoke) else None
+
+
 class ConsumerHalted(RuntimeError):
     """Too many dead letters in a row: the worker stops rather than dead-letter everything."""
 
@@ -66,9 +113,9 @@ class LoopConfig:
 
 def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafkaConsumer:
     """A consumer for one registry topic; offsets are committed by the loop, never automatically.
-    It fetches as soon as one byte is there (latency first)."""
-    return AIOKafkaConsumer(
-        spec.named(settings.topic_prefix),
+    It fetches as soon as one byte is there (latency first). A rebalance waits for the loop that
+    consumes it to drain (`DrainOnRevoke`)."""
+    consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
         client_id=settings.instance,
@@ -78,6 +125,9 @@ def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafk
         max_poll_records=1000,
         **client_auth(settings),
     )
+    consumer.revoke_drain = DrainOnRevoke()
+    consumer.subscribe([spec.named(settings.topic_prefix)], listener=consumer.revoke_drain)
+    return consumer
 
 
 class ConsumerLoop:
@@ -101,21 +151,36 @@ class ConsumerLoop:
         self._topic = spec.named(settings.topic_prefix)
         self._dead_in_a_row = 0
         self._group = str(getattr(consumer, "_group_id", "") or service)
+        self._idle = asyncio.Event()  # no batch in hand (set: nothing for a revocation to wait)
+        self._idle.set()
+        self._revoke = drain_of(consumer)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set (the batch in hand is finished and committed first)."""
         metrics.ready(self._service, True)
+        if self._revoke is not None:
+            self._revoke.drain = self._drain
         try:
             while not stop.is_set():
                 batch = await self._consumer.getmany(
                     timeout_ms=self._config.poll_timeout_ms, max_records=self._config.max_batch
                 )
                 if batch:
-                    await self._handle_batch(batch)
-                    await self._commit(batch)
+                    self._idle.clear()
+                    try:
+                        await self._handle_batch(batch)
+                        await self._commit(batch)
+                    finally:
+                        self._idle.set()
                     self._record_lag(batch)
         finally:
+            if self._revoke is not None:
+                self._revoke.drain = None
             metrics.ready(self._service, False)
+
+    async def _drain(self, revoked: set[TopicPartition]) -> None:
+        """On revocation: the batch in hand (if any) finishes and its offsets commit."""
+        await self._idle.wait()
 
     async def _handle_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         groups: dict[tuple[int, Any], list[ConsumerRecord]] = defaultdict(list)

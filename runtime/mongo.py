@@ -1,8 +1,22 @@
-"""MongoDB client factory (pymongo's AsyncMongoClient) and error translation."""
+"""MongoDB client factory (pymongo's AsyncMongoClient) and error translation.
+
+Every service's store translates pymongo's "server away" errors here, and only here:
+
+    RetriableError
+    ├── ServerAway
+    │   └── StoreUnavailable    refused, timed out, no server selected, connection dropped:
+    │                           waited for without using up a message's attempts
+    └── StoreRefused            the server answered but refused a write (not a duplicate):
+                                retried within the bound, then the message fails
+
+    with store_errors():        # any pymongo transient error leaves as StoreUnavailable
+        doc = await collection.find_one(...)
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -13,6 +27,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from runtime.retry import RetriableError, ServerAway
 from runtime.settings import BusSettings
 
 #: pymongo errors that mean "the server is away for now"; adapters turn them into RetriableError.
@@ -24,6 +39,26 @@ TRANSIENT_MONGO_ERRORS = (
 )
 
 Doc = dict[str, object]
+
+
+class StoreUnavailable(ServerAway):
+    """MongoDB did not answer (the one definition; each service's error tree re-exports it).
+    A ServerAway: nothing is wrong with the message, so an outage longer than the retry bound
+    leaves it uncommitted rather than dead-lettered."""
+
+
+class StoreRefused(RetriableError):
+    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
+    then the message fails (unlike StoreUnavailable, this is about the message)."""
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turns pymongo's transient errors raised inside the block into StoreUnavailable."""
+    try:
+        yield
+    except TRANSIENT_MONGO_ERRORS as exc:
+        raise StoreUnavailable(str(exc)) from exc
 
 
 def open_mongo(settings: BusSettings) -> AsyncMongoClient[Doc]:
@@ -46,8 +81,9 @@ def database(client: AsyncMongoClient[Doc], settings: BusSettings) -> AsyncDatab
 async def ping(client: AsyncMongoClient[Doc]) -> bool:
     """True when the server answers."""
     try:
-        await client.admin.command("ping")
-    except TRANSIENT_MONGO_ERRORS:
+        with store_errors():
+            await client.admin.command("ping")
+    except StoreUnavailable:
         return False
     return True
 

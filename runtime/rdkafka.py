@@ -30,6 +30,7 @@ from confluent_kafka import KafkaError as CKafkaError
 from confluent_kafka import KafkaException as CKafkaException
 
 from runtime import tracing
+from runtime.consumer import DrainOnRevoke
 from runtime.settings import BusSettings
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,12 @@ class RdGroupConsumer:
     them). Past `buffer` messages not yet taken it pauses the partitions (still polling, so the
     member stays in its group) and resumes them once the loop has taken half. Offsets move only
     by `commit`; a commit that fails (a rebalance took the partition) raises RdKafkaError, a
-    KafkaError."""
+    KafkaError.
+
+    A revocation is held (inside librdkafka's rebalance callback, on the thread) until the loop
+    has drained (`revoke_drain`, as with aiokafka): the messages of the revoked partitions not yet
+    taken are dropped (their new owner reads them from the committed offset), those in flight
+    finish, and the loop's commits are made from the callback itself, synchronously."""
 
     def __init__(
         self, settings: BusSettings, topic: str, group: str, *, buffer: int = 2000
@@ -280,6 +286,9 @@ class RdGroupConsumer:
             queue.SimpleQueue()
         )
         self._in_flight: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.revoke_drain = DrainOnRevoke()
+        self._generation = 0  # moves on every revocation: a poll's records from before are stale
+        self._draining: asyncio.Future[None] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="rdkafka-group", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -302,8 +311,12 @@ class RdGroupConsumer:
         """What has arrived, by partition, waiting up to `timeout_ms` for the first message."""
         if not self._records:
             self._ready.clear()
+            # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that arrives
+            # as the awaited event is set (it returns the result instead), and a worker killed
+            # mid-burst (messages arriving, so the event is set often) then ran on for ever.
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout_ms / 1000)
+                async with asyncio.timeout(timeout_ms / 1000):
+                    await self._ready.wait()
             except TimeoutError:
                 return {}
         n = len(self._records) if max_records is None else max_records
@@ -319,7 +332,8 @@ class RdGroupConsumer:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._commits.put((parts, done))
         try:
-            await asyncio.wait_for(done, _COMMIT_S)
+            async with asyncio.timeout(_COMMIT_S):  # not wait_for: see `getmany`
+                await done
         except TimeoutError as exc:
             raise RdKafkaError(f"commit not answered within {_COMMIT_S:g} s") from exc
 
@@ -345,6 +359,7 @@ class RdGroupConsumer:
         while not self._stop.is_set():
             self._run_commits()
             self._flow()
+            generation = self._generation
             first = self._consumer.poll(_POLL_S)
             if first is None:
                 continue
@@ -353,6 +368,8 @@ class RdGroupConsumer:
             while message is not None and len(records) < 500:
                 self._keep(message, records)
                 message = self._consumer.poll(0)
+            if generation != self._generation:
+                continue  # a revocation came within these polls: read again from the commits
             for topic, partition in {(r.topic, r.partition) for r in records}:
                 _, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), cached=True
@@ -379,13 +396,22 @@ class RdGroupConsumer:
             )
         )
 
-    def _run_commits(self) -> None:
+    def _run_commits(self, *, synchronous: bool = False) -> None:
         while True:
             try:
                 parts, done = self._commits.get_nowait()
             except queue.Empty:
                 return
             try:
+                if synchronous:
+                    # Inside a rebalance callback no poll serves the commit callbacks: commit
+                    # and settle here (librdkafka calls `on_commit` for a synchronous commit
+                    # never).
+                    result = self._consumer.commit(offsets=parts, asynchronous=False)
+                    failed = [str(p.error) for p in result if p.error is not None]
+                    failure = RdKafkaError(f"commit failed: {failed}") if failed else None
+                    self._to_loop(_settle, done, failure)
+                    continue
                 self._consumer.commit(offsets=parts, asynchronous=True)
             except CKafkaException as exc:
                 self._to_loop(_settle, done, RdKafkaError(f"commit failed: {exc}"))
@@ -402,8 +428,39 @@ class RdGroupConsumer:
         self._assigned = frozenset((p.topic, p.partition) for p in parts)
         self._paused = False
 
-    def _on_revoke(self, _consumer: Consumer, _parts: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: Consumer, parts: list[TopicPartition]) -> None:
+        self._generation += 1
+        revoked = {AioTopicPartition(p.topic, p.partition) for p in parts}
+        released = threading.Event()
+        draining = revoked and self.revoke_drain.drain is not None
+        if draining and self._to_loop(self._drain_on_loop, revoked, released):
+            # Serve the loop's commits meanwhile: this thread is the only one that may call
+            # into the consumer, and it is inside the callback until the drain is over.
+            while not released.wait(_POLL_S / 10):
+                self._run_commits(synchronous=True)
+            self._run_commits(synchronous=True)
         self._assigned = frozenset()
+
+    def _drain_on_loop(self, revoked: set[Any], released: threading.Event) -> None:
+        """On the event loop: drop the revoked partitions' messages not yet taken, then run the
+        loop's drain; the callback waiting on the thread is released when it is over."""
+        drain = self.revoke_drain.drain
+        self._records = [
+            r for r in self._records if AioTopicPartition(r.topic, r.partition) not in revoked
+        ]
+        if drain is None:
+            released.set()
+            return
+
+        async def run() -> None:
+            try:
+                await drain(revoked)
+            except Exception:
+                log.exception("draining revoked partitions failed; they move anyway")
+            finally:
+                released.set()
+
+        self._draining = asyncio.ensure_future(run())  # kept: a task nobody holds may vanish
 
     def _flow(self) -> None:
         """Pause the partitions while the loop is behind, resume when it has caught up."""

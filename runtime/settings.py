@@ -1,10 +1,15 @@
-"""Settings shared by every service; each service subclasses with its own env prefix."""
+"""Settings shared by every service; each service subclasses with its own env prefix.
+
+BusSettings          where Kafka and MongoDB are, the topic prefix, and this process's name,
+│                    logs, metrics and traces: the only fields that fall back to `MLBUS_`
+└── WorkerSettings   what every consuming worker has: its consumer group and retry bounds
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -20,11 +25,35 @@ SHARED_PREFIX = "MLBUS_"
 class BusSettings(BaseSettings):
     """Where Kafka and MongoDB are, and how this process identifies itself.
 
-    A field is read from the service's own prefix first (`MLBUS_ENQUEUER_KAFKA_BOOTSTRAP`), then
-    from the prefix all services share (`MLBUS_KAFKA_BOOTSTRAP`), which the local stack sets.
+    A field is read from the service's own prefix first (`MLBUS_ENQUEUER_KAFKA_BOOTSTRAP`). The
+    fields named in `shared_fields`, and only those, are then read from the prefix all services
+    share (`MLBUS_KAFKA_BOOTSTRAP`), which the local stack and the Kubernetes manifests set once:
+    the connections (Kafka and its credentials, MongoDB, the topic prefix) and what a pod sets
+    once for its one process (instance name, metrics address and port, log level and format,
+    tracing). A service's own fields (its consumer group, retries, thresholds) never fall back,
+    so `MLBUS_GROUP` cannot give several services one consumer group.
     """
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    shared_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "kafka_bootstrap",
+            "kafka_security_protocol",
+            "kafka_sasl_mechanism",
+            "kafka_username",
+            "kafka_password",
+            "topic_prefix",
+            "mongo_uri",
+            "mongo_db",
+            "instance",
+            "metrics_port",
+            "metrics_host",
+            "log_level",
+            "log_format",
+            "otlp_endpoint",
+            "trace_sample_ratio",
+        }
+    )
 
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
@@ -80,5 +109,21 @@ class BusSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        shared = EnvSettingsSource(settings_cls, env_prefix=SHARED_PREFIX)
+        shared = _SharedEnvSource(settings_cls, env_prefix=SHARED_PREFIX)
         return (init_settings, env_settings, shared, dotenv_settings, file_secret_settings)
+
+
+class _SharedEnvSource(EnvSettingsSource):
+    """The `MLBUS_` variables of the settings class's `shared_fields`, and no others."""
+
+    def __call__(self) -> dict[str, Any]:
+        shared: frozenset[str] = getattr(self.settings_cls, "shared_fields", frozenset())
+        return {name: value for name, value in super().__call__().items() if name in shared}
+
+
+class WorkerSettings(BusSettings):
+    """What every consuming worker has; each one names its own consumer group by default."""
+
+    group: str = Field(default="mlbus-worker", description="Kafka consumer group.")
+    retry_attempts: int = Field(default=8, description="Attempts for a transient handler fault.")
+    retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")

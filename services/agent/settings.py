@@ -1,4 +1,5 @@
-"""Agent settings (env prefix MLBUS_AGENT_, then MLBUS_); command-line flags override them."""
+"""Agent settings (env prefix MLBUS_AGENT_; connections also MLBUS_); command-line flags override
+them."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import httpx
 
 from services.console.errors import ApiFailed, ApiUnavailable, NotSignedIn, SignInFailed
 from services.console.oidc import Provider
-from services.console.sessions import Session
+from services.console.sessions import Session, Sessions
 
 _REFRESH_BEFORE_S = 20.0
 
@@ -23,8 +23,8 @@ _REFRESH_BEFORE_S = 20.0
 class IngestApi:
     """Calls to ingest on behalf of a session."""
 
-    def __init__(self, http: httpx.AsyncClient, provider: Provider) -> None:
-        self.http, self.provider = http, provider
+    def __init__(self, http: httpx.AsyncClient, provider: Provider, sessions: Sessions) -> None:
+        self.http, self.provider, self.sessions = http, provider, sessions
 
     async def token(self, session: Session) -> str:
         """The session's access token, refreshed when it is about to expire."""
@@ -35,6 +35,7 @@ class IngestApi:
                 session.tokens = await self.provider.refresh(session.tokens.refresh)
             except SignInFailed as exc:
                 raise NotSignedIn("The session has ended; sign in again.") from exc
+            await self.sessions.save_tokens(session)  # for the next page, on any copy
         return session.tokens.access
 
     async def me(self, access_token: str) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Wiring of the console: one httpx client (to ingest and Keycloak) opened in the lifespan, the
-sessions, the routes, the error pages, static files (its own and the vendored htmx and uPlot),
-compression and the security headers."""
+"""Wiring of the console: the httpx clients (to ingest and Keycloak) and the MongoDB client (the
+sessions, shared by every copy) opened in the lifespan, the routes, the error pages, static files
+(its own and the vendored htmx and uPlot), compression and the security headers."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from runtime.http import EdgeMiddleware, install_probes
+from runtime.mongo import database, mongo_on
 from runtime.webassets import ASSETS_PATH, VENDOR
 from services.console import handlers, logpages, mappings, pages
 from services.console.api import IngestApi
 from services.console.errors import ConsoleError, NotSignedIn
 from services.console.oidc import Provider
-from services.console.sessions import COOKIE, Sessions
+from services.console.sessions import COOKIE, MongoSessions
 from services.console.settings import ConsoleSettings
 from services.console.web import HERE, Console, SecurityHeaders, console_of, csp, render
 
@@ -33,14 +34,18 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         timeout = httpx.Timeout(settings.api_timeout_s)
-        async with (
-            httpx.AsyncClient(base_url=settings.ingest_url, timeout=timeout, limits=limits) as api,
-            httpx.AsyncClient(timeout=timeout) as idp,
-        ):
+        # The clients close in reverse: the HTTP ones before MongoDB's, whose sessions they serve.
+        async with contextlib.AsyncExitStack() as stack:
+            sessions = MongoSessions(
+                database(mongo_on(stack, settings), settings), settings.session_idle_s
+            )
+            await sessions.prepare()
+            api = await stack.enter_async_context(
+                httpx.AsyncClient(base_url=settings.ingest_url, timeout=timeout, limits=limits)
+            )
+            idp = await stack.enter_async_context(httpx.AsyncClient(timeout=timeout))
             app.state.console = Console(
-                settings,
-                Sessions(settings.session_idle_s, settings.max_sessions),
-                IngestApi(api, Provider(settings, idp)),
+                settings, sessions, IngestApi(api, Provider(settings, idp), sessions)
             )
             yield
 
@@ -62,7 +67,10 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         assert isinstance(exc, ConsoleError)
         if isinstance(exc, NotSignedIn):
             return _to_login(request)
-        session = console_of(request).sessions.get(request.cookies.get(COOKIE))
+        try:
+            session = await console_of(request).sessions.get(request.cookies.get(COOKIE))
+        except ConsoleError:  # the store is away too: the error page without the menu
+            session = None
         return render(request, "error.html", session, status=exc.status, error=exc)
 
     async def ingest_ready() -> bool:
@@ -75,7 +83,11 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
             return False
         return found.status_code == 200
 
-    install_probes(app, {"ingest": ingest_ready})
+    async def sessions_ready() -> bool:
+        console: Console | None = getattr(app.state, "console", None)
+        return console is not None and await console.sessions.ready()
+
+    install_probes(app, {"ingest": ingest_ready, "sessions": sessions_ready})
     app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(SecurityHeaders, policy=csp(settings.issuer))
     app.add_middleware(EdgeMiddleware, service=SERVICE, max_body=256 * 1024)

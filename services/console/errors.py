@@ -6,6 +6,7 @@ ConsoleError
 ├── SignInFailed          Keycloak refused the code exchange, or the state did not match (400)
 ├── Forbidden             the session's roles do not allow the page or action (403)
 ├── CsrfRefused           a form without this session's CSRF token (403)
+├── SessionsUnavailable   the session store (MongoDB) did not answer (503, retriable)
 └── ApiFailed             ingest answered an error: its status, code and message are kept
     └── ApiUnavailable    ingest or Keycloak did not answer (503, retriable)
 """
@@ -48,6 +49,12 @@ class CsrfRefused(ConsoleError):
     """A state-changing request without the session's CSRF token."""
 
     status, code = 403, "csrf_refused"
+
+
+class SessionsUnavailable(ConsoleError):
+    """MongoDB, where the sessions are, did not answer."""
+
+    status, code = 503, "sessions_unavailable"
 
 
 class ApiFailed(ConsoleError):

@@ -33,7 +33,7 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
         max_age=max_age,
         httponly=True,
         samesite="lax",  # sent on the top-level redirect back from Keycloak, never on a POST
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
         path="/",
     )
 
@@ -42,7 +42,7 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
 async def home(request: Request) -> Response:
     """Signed in: the role's start page; otherwise a page with the sign-in button."""
     console = console_of(request)
-    session = console.sessions.get(request.cookies.get(COOKIE))
+    session = await console.sessions.get(request.cookies.get(COOKIE))
     if session is not None:
         return RedirectResponse(home_of(session), status_code=303)
     return render(request, "welcome.html", None)
@@ -55,7 +55,7 @@ async def login(
     """Off to Keycloak's login page (authorization code with PKCE)."""
     console = console_of(request)
     pending = new_login(local_path(next_path))
-    key = console.sessions.start_login(pending)
+    key = await console.sessions.start_login(pending)
     response = RedirectResponse(await console.api.provider.authorize_url(pending), status_code=303)
     _cookie(response, request, LOGIN_COOKIE, key, 600)
     return response
@@ -70,13 +70,13 @@ async def callback(
 ) -> Response:
     """Keycloak's answer: the code for tokens, ingest says who it is, a new session."""
     console = console_of(request)
-    pending = console.sessions.finish_login(request.cookies.get(LOGIN_COOKIE), state)
+    pending = await console.sessions.finish_login(request.cookies.get(LOGIN_COOKIE), state)
     if error is not None or not code or pending is None:
         raise SignInFailed("The sign-in did not complete (or was started elsewhere); try again.")
     tokens = await console.api.provider.exchange(code, pending)
     caller = await console.api.me(tokens.access)
     session = Session(user=str(caller["user"]), grants=frozenset(caller["grants"]), tokens=tokens)
-    key = console.sessions.create(session)
+    key = await console.sessions.create(session)
     response = RedirectResponse(
         pending.next_path if pending.next_path != "/" else home_of(session), status_code=303
     )
@@ -89,7 +89,7 @@ async def callback(
 async def logout(request: Request, session: Posted) -> Response:
     """End the console's session and Keycloak's (RP-initiated logout)."""
     console = console_of(request)
-    console.sessions.end(request.cookies.get(COOKIE))
+    await console.sessions.end(request.cookies.get(COOKIE))
     url = await console.api.provider.logout_url(session.tokens.id_token)
     response = RedirectResponse(url, status_code=303)
     response.delete_cookie(COOKIE, path="/")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from markupsafe import Markup
+
 LANGUAGES = ("en", "it")
 COOKIE = "mlbus_lang"
 
@@ -123,6 +125,18 @@ EN: dict[str, str] = {
     "result": "Result",
     "yes": "yes",
     "no": "no",
+    "catalog": "Catalog",
+    "catalog_intro": "The tasks and model endpoints you may call, by the ids to send.",
+    "catalog_tasks": "Tasks you may enqueue",
+    "catalog_tasks_how": "Send the task id as {field} to {route}.",
+    "catalog_endpoints": "Model endpoints you may call",
+    "catalog_endpoints_how": (
+        "Send the machine id as {machine} and the endpoint as {endpoint} to {route}."
+    ),
+    "catalog_no_tasks": "No task is mapped yet: ask an admin to map one.",
+    "catalog_no_endpoints": "No model endpoint is mapped yet: ask an admin to map one.",
+    "no_description": "(no description)",
+    "input_schema": "Input shape",
 }
 
 IT: dict[str, str] = {
@@ -238,6 +252,45 @@ IT: dict[str, str] = {
     "result": "Risultato",
     "yes": "sì",
     "no": "no",
+    "catalog": "Catalogo",
+    "catalog_intro": "I task e gli endpoint dei modelli che puoi chiamare, con gli id da inviare.",
+    "catalog_tasks": "Task che puoi accodare",
+    "catalog_tasks_how": "Invia l'id del task come {field} a {route}.",
+    "catalog_endpoints": "Endpoint dei modelli che puoi chiamare",
+    "catalog_endpoints_how": (
+        "Invia l'id della macchina come {machine} e l'endpoint come {endpoint} a {route}."
+    ),
+    "catalog_no_tasks": (
+        "Nessun task è ancora mappato: chiedi a un amministratore di mapparne uno."
+    ),
+    "catalog_no_endpoints": (
+        "Nessun endpoint è ancora mappato: chiedi a un amministratore di mapparne uno."
+    ),
+    "no_description": "(nessuna descrizione)",
+    "input_schema": "Forma dell'input",
+}
+
+#: The API's states, as people read them (English shows the API's own words; tests and scripts
+#: compare those).
+STATES: dict[str, dict[str, str]] = {
+    "it": {
+        "accepted": "accettata",
+        "cloned": "clonata",
+        "queued": "in coda",
+        "running": "in esecuzione",
+        "completed": "completata",
+        "failed": "fallita",
+        "stopped": "fermata",
+        "answered": "risposta",
+        "error": "errore",
+        "timeout": "scaduta",
+        "rejected": "rifiutata",
+        "firing": "in corso",
+        "resolved": "risolta",
+        "event": "evento",
+        "warning": "avviso",
+        "critical": "critica",
+    }
 }
 
 MESSAGES = {"en": EN, "it": IT}
@@ -260,6 +313,30 @@ def choose(cookie: str | None, accept_language: str | None) -> str:
         if primary in LANGUAGES and weight > 0:
             ranked.append((-weight, index, primary))
     return min(ranked)[2] if ranked else "en"
+
+
+def state_label(lang: str) -> Callable[[object], str]:
+    """`st(state)` for templates: a request's or notification's state in the page's language."""
+    table = STATES.get(lang, {})
+
+    def st(state: object) -> str:
+        return table.get(str(state), str(state or ""))
+
+    return st
+
+
+def when(value: object, decimals: int = 0) -> Markup:
+    """An API timestamp (ISO 8601, UTC) as people read it: `2026-12-03 10:53:54 UTC` in a
+    <time> element that keeps the exact value; `decimals` keeps fractions of a second."""
+    text = str(value or "")
+    if len(text) < 19:
+        return Markup("<time>{0}</time>").format(text)
+    shown = text[:10] + " " + text[11:19]
+    if decimals and text[19:20] == ".":
+        shown += text[19 : 20 + decimals]
+    if text.endswith(("Z", "+00:00")):
+        shown += " UTC"
+    return Markup('<time datetime="{0}">{1}</time>').format(text, shown)
 
 
 def translator(lang: str) -> Callable[..., str]:

@@ -52,7 +52,7 @@ def new_login(next_path: str) -> PendingLogin:
         secrets.token_urlsafe(32),
         secrets.token_urlsafe(64),
         next_path,
-        time.monotonic(),
+        time.time(),  # wall time: the login may finish on another copy of the console
     )
 
 

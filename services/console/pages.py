@@ -1,5 +1,5 @@
-"""The pages that read: the admin dashboard, resources, notifications, a person's own requests.
-Each reads through ingest's API with the session's token."""
+"""The pages that read: the admin dashboard, resources, notifications, a person's own requests,
+the catalog of what they may call. Each reads through ingest's API with the session's token."""
 
 from __future__ import annotations
 
@@ -117,3 +117,11 @@ async def request_detail(
     user's request is the API's 404, as by the API."""
     found = await console_of(request).api.get(session, f"/v1/requests/{request_id}")
     return render(request, "request.html", session, req=found, final=FINAL)
+
+
+@router.get("/catalog")
+async def catalog(request: Request, session: User) -> HTMLResponse:
+    """The task ids and endpoints the signed-in person may call, with their descriptions: ingest's
+    `GET /v1/catalog` (its rule of who may call what, read with this person's token)."""
+    found = await console_of(request).api.get(session, "/v1/catalog")
+    return render(request, "catalog.html", session, catalog=found)

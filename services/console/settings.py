@@ -1,12 +1,15 @@
-"""Console settings (env prefix MLBUS_CONSOLE_)."""
+"""Console settings (env prefix MLBUS_CONSOLE_, then MLBUS_ for what every service shares: the
+console uses MongoDB's, for its sessions, and none of Kafka's)."""
 
 from __future__ import annotations
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from runtime.settings import BusSettings
 
 
-class ConsoleSettings(BaseSettings):
+class ConsoleSettings(BusSettings):
     """What a production install of the console sets."""
 
     model_config = SettingsConfigDict(env_prefix="MLBUS_CONSOLE_", frozen=True, extra="ignore")
@@ -38,10 +41,9 @@ class ConsoleSettings(BaseSettings):
     session_idle_s: float = Field(
         default=8 * 3600.0, gt=0, description="A session unused this long is forgotten."
     )
-    max_sessions: int = Field(default=10_000, ge=1, description="Sessions kept at most.")
     cookie_secure: bool = Field(
         default=False,
-        description="Send the session cookie over HTTPS only (set it behind TLS in production).",
+        description="Send the cookies over HTTPS only (always on when public_url is https).",
     )
     api_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of calls to ingest.")
     export_page_pause_s: float = Field(
@@ -51,6 +53,12 @@ class ConsoleSettings(BaseSettings):
         "an export asks of ingest (at most ~10,000 rows/s) beside live traffic.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: when asked, and always when browsers reach the console by
+        https (a session cookie must never travel in clear once it can avoid it)."""
+        return self.cookie_secure or self.public_url.lower().startswith("https://")
 
     @property
     def docs_url(self) -> str:

@@ -65,6 +65,8 @@ def render(
         session=session,
         lang=lang,
         t=i18n.translator(lang),
+        st=i18n.state_label(lang),
+        when=i18n.when,
         docs_url=console.settings.docs_url,
         path=request.url.path,
         **context,
@@ -74,7 +76,7 @@ def render(
 
 async def session_of(request: Request) -> Session:
     """The signed-in session; NotSignedIn (a redirect to the login) otherwise."""
-    session = console_of(request).sessions.get(request.cookies.get(COOKIE))
+    session = await console_of(request).sessions.get(request.cookies.get(COOKIE))
     if session is None:
         raise NotSignedIn("Sign in first.")
     return session

@@ -11,16 +11,9 @@ PermanentError (runtime.retry)            logged on the request, dead-lettered a
 
 from __future__ import annotations
 
-from runtime.retry import RetriableError, ServerAway
-
-
-class StoreUnavailable(ServerAway):
-    """MongoDB did not answer."""
-
-
-class StoreRefused(RetriableError):
-    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
-    then the message fails (unlike StoreUnavailable, this is about the message)."""
+from runtime.mongo import StoreRefused as StoreRefused  # noqa: PLC0414 - re-export
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
+from runtime.retry import RetriableError
 
 
 class PublishFailed(RetriableError):

@@ -25,12 +25,13 @@ from schemas.codec import SchemaError, encode, envelope_for
 from schemas.enqueue import EnqueueTask
 from schemas.logs import RequestLogged
 from schemas.notifications import AlertStatus, Notification, Severity
+from schemas.status import SETTLED
 from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import NOTIFICATIONS, TASK_EVENTS
 from services.enqueuer.clearml import ClearML
 from services.enqueuer.errors import PublishFailed
 from services.enqueuer.params import to_hyperparams
-from services.enqueuer.store import SETTLED, EnqueueLogStore
+from services.enqueuer.store import EnqueueLogStore
 
 log = logging.getLogger(__name__)
 REQUEST_TAG = "mlbus-request:"

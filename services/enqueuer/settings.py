@@ -1,4 +1,4 @@
-"""Enqueuer settings (env prefix MLBUS_ENQUEUER_, then MLBUS_)."""
+"""Enqueuer settings (env prefix MLBUS_ENQUEUER_; connections also MLBUS_)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ class EnqueuerSettings(ClearMLSettings):
     model_config = SettingsConfigDict(env_prefix="MLBUS_ENQUEUER_", frozen=True, extra="ignore")
 
     retry_attempts: int = Field(default=8, description="Attempts for transient ClearML faults.")
-    retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")
     concurrency: int = Field(default=64, description="Requests handled at once.")
     group: str = Field(default="mlbus-enqueuer", description="Kafka consumer group.")
     linger_ms: int = Field(default=5, description="Producer linger for task events (batching).")

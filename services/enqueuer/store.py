@@ -16,14 +16,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from runtime.batching import GroupCommit
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.base import Envelope, utcnow
 from schemas.enqueue import EnqueueTask
+from schemas.status import SETTLED
 from services.enqueuer.errors import StoreRefused, StoreUnavailable
 
 ENQUEUE_LOGS = "enqueue_logs"
 #: States after which a redelivered request has nothing left to do.
-SETTLED = frozenset({"queued", "running", "completed", "failed", "stopped"})
 
 
 def _entry(status: str, at: datetime, message: str | None = None) -> dict[str, Any]:
@@ -74,7 +74,8 @@ class EnqueueLogStore:
             for env in envs
         ]
         try:
-            await self._logs.insert_many(docs, ordered=False)
+            with store_errors():
+                await self._logs.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             taken = {
                 e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000
@@ -82,8 +83,8 @@ class EnqueueLogStore:
             if len(taken) < len(exc.details.get("writeErrors", [])):
                 return [StoreRefused(f"insert failed: {exc.details}")] * len(envs)
             return [await self._prior(env.id) if i in taken else None for i, env in enumerate(envs)]
-        except TRANSIENT_MONGO_ERRORS as exc:
-            return [StoreUnavailable(str(exc))] * len(envs)
+        except StoreUnavailable as exc:
+            return [exc] * len(envs)
         return [None] * len(envs)
 
     async def _prior(self, request_id: str) -> dict[str, Any] | None:
@@ -141,7 +142,5 @@ class EnqueueLogStore:
         return True
 
     async def _call(self, operation: Any) -> Any:
-        try:
+        with store_errors():
             return await operation
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc

@@ -14,6 +14,7 @@ RetriableError (runtime.retry)     retried with capped backoff, then dead-letter
 
 from __future__ import annotations
 
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from runtime.retry import RetriableError
 
 
@@ -31,10 +32,6 @@ class ModelFailed(ModelCallError):
 
 class ModelTimedOut(ModelCallError):
     """The replica did not answer within the call's budget."""
-
-
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer."""
 
 
 class BusUnavailable(RetriableError):

@@ -111,7 +111,9 @@ class RouteTable:
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:
     """Sleep `seconds` or until `stop`; True when stopping."""
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
+        # not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation (runtime.rdkafka)
+        async with asyncio.timeout(seconds):
+            await stop.wait()
     except TimeoutError:
         return False
     return True

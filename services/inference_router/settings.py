@@ -1,14 +1,14 @@
-"""Inference router settings (env prefix MLBUS_INFERENCE_ROUTER_, then MLBUS_)."""
+"""Inference router settings (env prefix MLBUS_INFERENCE_ROUTER_; connections also MLBUS_)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from runtime.settings import BusSettings
+from runtime.settings import WorkerSettings
 
 
-class InferenceRouterSettings(BusSettings):
+class InferenceRouterSettings(WorkerSettings):
     """What a production install of the inference router sets."""
 
     model_config = SettingsConfigDict(

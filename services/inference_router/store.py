@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from runtime.batching import GroupCommit
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.base import Envelope
 from schemas.inference import InferenceRequested
 from services.inference_router.errors import StoreUnavailable
@@ -140,27 +140,27 @@ class OnDemandLogStore:
         """Whether a router has logged an outcome for this request; False when the store cannot
         tell (then the caller goes on: a model called twice beats a request never answered)."""
         try:
-            found = await self._logs.find_one({"_id": request_id}, {"_id": 1})
-        except TRANSIENT_MONGO_ERRORS as exc:
+            with store_errors():
+                found = await self._logs.find_one({"_id": request_id}, {"_id": 1})
+        except StoreUnavailable as exc:
             log.warning("could not check whether %s was answered: %s", request_id, exc)
             return False
         return found is not None
 
     async def _insert(self, docs: Sequence[dict[str, Any]]) -> list[BaseException | None]:
         try:
-            await self._logs.insert_many(list(docs), ordered=False)
+            with store_errors():
+                await self._logs.insert_many(list(docs), ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             bad = {e["index"] for e in errors if e.get("code") != 11000}
             failure = StoreUnavailable(f"log insert failed: {errors[:1]}")
             return [failure if i in bad else None for i in range(len(docs))]
-        except TRANSIENT_MONGO_ERRORS as exc:
-            return [StoreUnavailable(str(exc))] * len(docs)
+        except StoreUnavailable as exc:
+            return [exc] * len(docs)
         return [None] * len(docs)
 
 
 async def _call(operation: Any) -> Any:
-    try:
+    with store_errors():
         return await operation
-    except TRANSIENT_MONGO_ERRORS as exc:
-        raise StoreUnavailable(str(exc)) from exc

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.http import request_id_of
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc, database
+from runtime.mongo import Doc, StoreUnavailable, database, store_errors
 from schemas.admin import AuditEntry, AuditPage
 from schemas.base import new_event_id, utcnow
 from services.ingest import errors
@@ -70,8 +70,9 @@ class AuditTrail:
             "request_id": self._request_id,
         }
         try:
-            await self._audit.insert_one(entry)
-        except TRANSIENT_MONGO_ERRORS:
+            with store_errors():
+                await self._audit.insert_one(entry)
+        except StoreUnavailable:
             log.exception(
                 "audit entry NOT recorded: %s %s %s by %s", action, kind, key, self._actor
             )
@@ -112,8 +113,9 @@ async def audit(
         query["key"] = key
     db = database(request.app.state.mongo, ingest_of(request).settings)
     try:
-        docs = await db[AUDIT].find(query).sort("_id", -1).limit(limit).to_list(None)
-    except TRANSIENT_MONGO_ERRORS as exc:
+        with store_errors():
+            docs = await db[AUDIT].find(query).sort("_id", -1).limit(limit).to_list(None)
+    except StoreUnavailable as exc:
         raise errors.store_unavailable() from exc
     items = [AuditEntry(id=str(d.pop("_id")), **d) for d in docs]
     more = len(docs) == limit

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.admin import DashboardSummary, PathActivity, Period, Ranked
 from schemas.base import utcnow
 from schemas.views import day_key, hour_key, merge_counts, percentile, unfield
@@ -92,8 +92,11 @@ async def summary(
     hour_list = [now - timedelta(hours=i) for i in range(hours - 1, -1, -1)]
     day_list = [now - timedelta(days=i) for i in range(days - 1, -1, -1)]
     wanted = sorted({day_key(at) for at in (*hour_list, *day_list)})
+    closed = day_key(now - timedelta(days=1))  # yesterday and today are read fresh
     counts, enqueue, ondemand = await asyncio.gather(
-        _counts(db), reader.daily("enqueue", wanted), reader.daily("ondemand", wanted)
+        _counts(db),
+        reader.daily("enqueue", wanted, closed_before=closed),
+        reader.daily("ondemand", wanted, closed_before=closed),
     )
     window = {day_key(at) for at in day_list}
     users: dict[str, int] = {}
@@ -129,6 +132,7 @@ async def dashboard(
 ) -> DashboardSummary:
     """Registered and online resources, request activity, top users, tasks and endpoints."""
     try:
-        return await summary(reader.db, reader, hours=hours, days=days, top_n=top_n)
-    except (StoreUnavailable, *TRANSIENT_MONGO_ERRORS) as exc:
+        with store_errors():
+            return await summary(reader.db, reader, hours=hours, days=days, top_n=top_n)
+    except StoreUnavailable as exc:
         raise errors.store_unavailable() from exc

@@ -31,7 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from runtime.http import ApiError
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, StoreUnavailable, store_errors
 from schemas.base import JSONValue, Model, utcnow
 from services.ingest import errors
 
@@ -102,11 +102,12 @@ class IdempotencyKeys:
         """Claim (user, key) for a request that may run `running_s` seconds; see the module."""
         _id = hashlib.sha256(f"{user}\0{key}".encode()).hexdigest()
         try:
-            for _ in range(3):  # an expired or vanished claim is replaced; a race tries again
-                claim = await self._try(_id, user, fingerprint, request_id, running_s)
-                if claim is not None:
-                    return claim
-        except TRANSIENT_MONGO_ERRORS as exc:
+            with store_errors():
+                for _ in range(3):  # an expired or vanished claim is replaced; a race tries again
+                    claim = await self._try(_id, user, fingerprint, request_id, running_s)
+                    if claim is not None:
+                        return claim
+        except StoreUnavailable as exc:
             raise errors.store_unavailable() from exc
         raise in_progress(1.0)
 
@@ -157,8 +158,9 @@ class IdempotencyKeys:
         if answer is not None:
             change["answer"] = {"status": answer.status, "body": answer.body}
         try:
-            await self._docs.update_one({"_id": _id}, {"$set": change})
-        except TRANSIENT_MONGO_ERRORS:
+            with store_errors():
+                await self._docs.update_one({"_id": _id}, {"$set": change})
+        except StoreUnavailable:
             return
 
 

@@ -11,14 +11,15 @@ stopped (a short page with a cursor).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Iterable
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.views import (
     LOG_INDEX,
     VIEW_DAILY,
@@ -30,12 +31,16 @@ from schemas.views import (
     slot_start_ms,
 )
 from services.ingest.logquery import LogFilter, Position
-from services.ingest.store import StoreUnavailable
 
 #: Buckets read at once while walking back: one first (often enough: a bucket holds tens of
 #: rows), then more at a time, up to the last, so that a dense filter parses little that it
 #: does not show and a sparse one needs few round trips. Day directories are read the same way.
 PREFETCH = (1, 2, 4, 8)
+#: How long a day's dashboard document, from before yesterday, is served from memory. Such a
+#: day changes only when a long run that started then ends, so the dashboard shows that at most
+#: this late; today and yesterday are read every time. (FerretDB decodes a day's document, with
+#: its hours, in milliseconds: a 30-day dashboard read every refresh cost most of its time.)
+CLOSED_DAY_TTL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,18 @@ class Candidate:
 class LogReader:
     """Pages of logs, and the dashboard's daily documents."""
 
-    def __init__(self, db: AsyncDatabase[Doc], *, max_buckets: int = 96, concurrency: int = 32):
+    def __init__(
+        self,
+        db: AsyncDatabase[Doc],
+        *,
+        max_buckets: int = 96,
+        concurrency: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._db, self._max_buckets = db, max_buckets
         self._gate = asyncio.Semaphore(concurrency)
+        self._closed_days: dict[str, tuple[float, Doc | None]] = {}
+        self._clock = clock
 
     @property
     def db(self) -> AsyncDatabase[Doc]:
@@ -141,11 +155,28 @@ class LogReader:
         )
         return [c for bucket in buckets for c in _matches(bucket, path, flt, after)]
 
-    async def daily(self, path: str, days: Iterable[str]) -> dict[str, Doc]:
-        """The `view_requests_daily` documents of these days that exist."""
-        keys = list(days)
-        docs = await self._all(self._one(VIEW_DAILY, daily_id(path, d)) for d in keys)
-        return {d: doc for d, doc in zip(keys, docs, strict=True) if doc is not None}
+    async def daily(
+        self, path: str, days: Iterable[str], *, closed_before: str = ""
+    ) -> dict[str, Doc]:
+        """The `view_requests_daily` documents of these days that exist. Days before
+        `closed_before` (a day key) may come from memory, up to CLOSED_DAY_TTL_S old."""
+        now, keys = self._clock(), list(days)
+        found: dict[str, Doc | None] = {}
+        for day in keys:
+            kept = self._closed_days.get(daily_id(path, day))
+            if day < closed_before and kept is not None and now - kept[0] < CLOSED_DAY_TTL_S:
+                found[day] = kept[1]
+        wanted = [d for d in keys if d not in found]
+        docs = await self._all(self._one(VIEW_DAILY, daily_id(path, d)) for d in wanted)
+        for day, doc in zip(wanted, docs, strict=True):
+            found[day] = doc
+            if day < closed_before:
+                self._closed_days[daily_id(path, day)] = (now, doc)
+        if len(self._closed_days) > 4 * 366:  # paths x days: never more than a few hundred
+            self._closed_days = {
+                k: v for k, v in self._closed_days.items() if now - v[0] < CLOSED_DAY_TTL_S
+            }
+        return {d: doc for d in keys if (doc := found[d]) is not None}
 
     async def _one(self, collection: str, key: str) -> Doc | None:
         async with self._gate:
@@ -153,10 +184,8 @@ class LogReader:
             return found
 
     async def _all(self, ops: Iterable[Awaitable[Any]]) -> list[Any]:
-        try:
+        with store_errors():
             return list(await asyncio.gather(*ops))
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
 
 def _matches(bucket: Doc | None, path: str, flt: LogFilter, after: Position) -> Iterable[Candidate]:

@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from runtime.http import ApiError
+from schemas.status import ENDED
 
 #: Statuses of an enqueue request that no longer hold a slot.
-ENDED = frozenset({"completed", "failed", "stopped"})
 
 Lookup = Callable[[str], Awaitable[str | None]]
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.api import (
     GpuCounts,
     GpuSummary,
@@ -72,18 +72,14 @@ class ResourceReadModel:
     async def queue_names(self) -> set[str]:
         """The cluster's queue names, read now (not from the cache: an admin's registration is
         rare, and must neither see an old list nor leave one for `auto` to use)."""
-        try:
+        with store_errors():
             docs = await self._db[QUEUES].find({}, {"name": 1}).to_list()
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return {str(d["name"]) for d in docs if d.get("name")}
 
     async def _read(self) -> Snapshot:
-        try:
+        with store_errors():
             machines = await self._db[RESOURCES].find({}).to_list()
             queues = await self._db[QUEUES].find({}).to_list()
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return Snapshot(
             [m for d in machines if (m := _load(ResourceState, d, "machine_id")) is not None],
             {q.name: q for d in queues if (q := _load(QueueState, d, "queue_id")) is not None},

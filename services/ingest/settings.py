@@ -1,4 +1,4 @@
-"""Ingest settings (env prefix MLBUS_INGEST_, then MLBUS_)."""
+"""Ingest settings (env prefix MLBUS_INGEST_; connections also MLBUS_)."""
 
 from __future__ import annotations
 

@@ -31,8 +31,9 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
-from services.ingest.quotas import ENDED, Lookup
+from runtime.mongo import Doc, StoreUnavailable, store_errors
+from schemas.status import ENDED
+from services.ingest.quotas import Lookup
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +256,9 @@ class MongoCounters:
 
     async def _bounded(self, call: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(call, self.timeout_s)
-        except (TimeoutError, *TRANSIENT_MONGO_ERRORS) as e:
+            with store_errors():
+                return await asyncio.wait_for(call, self.timeout_s)
+        except (TimeoutError, StoreUnavailable) as e:
             raise StoreDown(str(e) or type(e).__name__) from e
 
 
@@ -307,8 +309,9 @@ class SharedTasks:
 
     async def _bounded(self, call: Awaitable[T]) -> T:
         try:
-            return await asyncio.wait_for(call, self.timeout_s)
-        except (TimeoutError, *TRANSIENT_MONGO_ERRORS) as e:
+            with store_errors():
+                return await asyncio.wait_for(call, self.timeout_s)
+        except (TimeoutError, StoreUnavailable) as e:
             raise StoreDown(str(e) or type(e).__name__) from e
 
 

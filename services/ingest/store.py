@@ -13,15 +13,11 @@ from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
-from runtime.retry import RetriableError
+from runtime.mongo import Doc, store_errors
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from schemas.api import EndpointMapping, ServingMachine, TaskMapping
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer."""
 
 
 class MappingExists(Exception):
@@ -66,17 +62,13 @@ class IngestStore:
 
     async def all(self, kind: Kind[M]) -> list[M]:
         """Every mapping of a kind (small collections: one document per model or service)."""
-        try:
+        with store_errors():
             return [kind.from_doc(d) async for d in self._db[kind.collection].find({})]
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def one(self, kind: Kind[M], key: str) -> M | None:
         """One mapping by its key."""
-        try:
+        with store_errors():
             doc = await self._db[kind.collection].find_one({"_id": key})
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return kind.from_doc(doc) if doc else None
 
     async def add(self, kind: Kind[M], mapping: M) -> None:
@@ -93,16 +85,15 @@ class IngestStore:
 
     async def enqueue_log(self, request_id: str) -> dict[str, Any] | None:
         """The request's log document, if the enqueuer has written it."""
-        try:
+        with store_errors():
             return await self._db[ENQUEUE_LOGS].find_one({"_id": request_id})
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def enqueue_status(self, request_id: str) -> str | None:
         """The request's status, or None when unknown or unreadable (counted as still active)."""
         try:
-            doc = await self._db[ENQUEUE_LOGS].find_one({"_id": request_id}, {"status": 1})
-        except TRANSIENT_MONGO_ERRORS:
+            with store_errors():
+                doc = await self._db[ENQUEUE_LOGS].find_one({"_id": request_id}, {"status": 1})
+        except StoreUnavailable:
             return None
         return str(doc["status"]) if doc else None
 
@@ -117,8 +108,6 @@ class IngestStore:
         elif before is not None:
             query["_id"] = {"$lt": before}
         order = 1 if after is not None else -1
-        try:
+        with store_errors():
             cursor = self._db[NOTIFICATIONS].find(query).sort("_id", order).limit(limit)
             return [doc async for doc in cursor]
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc

@@ -12,13 +12,5 @@ same message applies it instead of taking it for a duplicate.
 
 from __future__ import annotations
 
-from runtime.retry import RetriableError, ServerAway
-
-
-class StoreUnavailable(ServerAway):
-    """MongoDB did not answer."""
-
-
-class StoreRefused(RetriableError):
-    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
-    then the message fails (unlike StoreUnavailable, this is about the message)."""
+from runtime.mongo import StoreRefused as StoreRefused  # noqa: PLC0414 - re-export
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from schemas.base import JSONValue
+from schemas.status import ALL
 from schemas.views import (
     ALL_TARGETS,
     LOG_INDEX,
@@ -49,8 +50,6 @@ from schemas.views import (
     user_status_value,
 )
 
-#: Statuses an enqueue request passes through before its current one.
-ENQUEUE_STATUSES = ("accepted", "cloned", "queued", "running", "completed", "failed", "stopped")
 _ENQUEUE_FIELDS = (
     "user",
     "task_id",
@@ -224,7 +223,7 @@ def _earlier_statuses(path: str, raw: dict[str, Any] | None, status: str) -> set
     if path != "enqueue":
         return set()
     if raw is None:  # unknown history: every other status
-        return set(ENQUEUE_STATUSES) - {status}
+        return set(ALL) - {status}
     return {str(h.get("status")) for h in raw.get("history") or []} - {status}
 
 

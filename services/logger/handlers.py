@@ -15,6 +15,7 @@ from runtime import metrics
 from runtime.batching import GroupCommit
 from schemas.base import Envelope
 from schemas.logs import RequestLogged
+from schemas.status import COUNTED
 from schemas.tasks import TaskEvent, TaskEventKind
 from services.logger.errors import StoreUnavailable
 from services.logger.fold import Fact, Writes, effects
@@ -41,7 +42,7 @@ def fact_of_log(entry: RequestLogged) -> Fact:
         request_id=entry.request_id,
         status=entry.status,
         at=entry.at,
-        counted=ondemand or entry.status in ("queued", "failed"),
+        counted=ondemand or entry.status in COUNTED,
         error=entry.status != ("ok" if ondemand else "queued"),
         accepted_at=entry.accepted_at,
         user=entry.user,

@@ -28,12 +28,10 @@ from datetime import datetime
 from typing import Any
 
 from schemas.base import utcnow
+from schemas.status import SETTLED
 from schemas.views import LOG_INDEX, PATHS
 from services.logger.fold import Fact, Writes, effects
 from services.logger.store import ViewStore
-
-#: Enqueue statuses the logger is sent a fact for (`accepted` and `cloned` it never is).
-ENQUEUE_FACTS = ("queued", "running", "completed", "failed", "stopped")
 
 
 def _time(*candidates: object) -> datetime:
@@ -49,10 +47,10 @@ def enqueue_facts(raw: dict[str, Any]) -> list[Fact]:
     reached: dict[str, datetime] = {}
     for step in raw.get("history") or []:
         status = str(step.get("status"))
-        if status in ENQUEUE_FACTS and status not in reached:
+        if status in SETTLED and status not in reached:
             reached[status] = _time(step.get("at"), accepted)
     current = str(raw.get("status"))
-    if current in ENQUEUE_FACTS and current not in reached:
+    if current in SETTLED and current not in reached:
         reached[current] = _time(raw.get("updated_at"), accepted)
     rejected = "queued" not in reached  # `failed` without `queued`: the enqueue failed
     facts = []

@@ -1,14 +1,14 @@
-"""Logger settings (env prefix MLBUS_LOGGER_, then MLBUS_)."""
+"""Logger settings (env prefix MLBUS_LOGGER_; connections also MLBUS_)."""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from runtime.settings import BusSettings
+from runtime.settings import WorkerSettings
 
 
-class LoggerSettings(BusSettings):
+class LoggerSettings(WorkerSettings):
     """What a production install of the logger sets."""
 
     model_config = SettingsConfigDict(env_prefix="MLBUS_LOGGER_", frozen=True, extra="ignore")
@@ -17,8 +17,6 @@ class LoggerSettings(BusSettings):
         default="mlbus-logger",
         description="Kafka consumer group prefix ('-logs' and '-tasks' are appended).",
     )
-    retry_attempts: int = Field(default=8, description="Attempts for a transient handler fault.")
-    retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")
     write_concurrency: int = Field(
         default=8,
         ge=1,

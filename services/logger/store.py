@@ -21,7 +21,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.base import utcnow
 from schemas.views import (
     ENQUEUE_LOGS,
@@ -79,7 +79,8 @@ class ViewStore:
         now = utcnow()
         docs = [{"_id": k, "at": now, "done": False} for k in keys]
         try:
-            await self._folds.insert_many(docs, ordered=False)
+            with store_errors():
+                await self._folds.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != 11000 for e in errors):
@@ -87,8 +88,6 @@ class ViewStore:
             taken = [keys[e["index"]] for e in errors]
             unfinished = await self._unfinished(taken)
             return (set(keys) - set(taken)) | unfinished
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return set(keys)
 
     async def _unfinished(self, keys: Sequence[str]) -> set[str]:
@@ -99,10 +98,8 @@ class ViewStore:
                 doc = await self._folds.find_one({"_id": key})
             return key if doc is not None and doc.get("done") is False else None
 
-        try:
+        with store_errors():
             found = await asyncio.gather(*(one(k) for k in keys))
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return {k for k in found if k is not None}
 
     async def mark_done(self, keys: Iterable[str]) -> None:
@@ -112,10 +109,8 @@ class ViewStore:
             async with self._gate:
                 await self._folds.update_one({"_id": key}, {"$set": {"done": True}})
 
-        try:
+        with store_errors():
             await asyncio.gather(*(one(k) for k in keys))
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def raw(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Doc]:
         """The raw log documents of (path, request id) pairs that exist."""
@@ -143,11 +138,9 @@ class ViewStore:
         by_collection: dict[str, list[dict[str, Any]]] = {}
         for (coll, _), doc in docs.items():
             by_collection.setdefault(coll, []).append(doc)
-        try:
+        with store_errors():
             for coll, some in by_collection.items():
                 await self._db[coll].insert_many(some, ordered=False)
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def mark_folded(self, keys: Sequence[str]) -> None:
         """Record `keys` as folded and done, in one `insert_many` (a rebuild: `logger_folds`
@@ -159,44 +152,39 @@ class ViewStore:
     async def drop_read_models(self) -> list[str]:
         """Drop every collection the fold writes (`READ_MODELS`); the raw logs stay. The
         collections that existed."""
-        try:
+        with store_errors():
             existing = set(await self._db.list_collection_names())
             for name in READ_MODELS:
                 await self._db.drop_collection(name)
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return [n for n in READ_MODELS if n in existing]
 
     async def raw_count(self, path: str) -> int:
         """About how many raw logs a path has (the server's estimate: for progress only)."""
-        try:
+        with store_errors():
             return await self._db[RAW_OF[path]].estimated_document_count()
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     async def raw_batches(self, path: str, size: int) -> AsyncIterator[list[Doc]]:
         """Every raw log of a path, in batches of `size`, in the collection's natural order (the
         order of writing, so a batch's logs share most of their buckets)."""
         batch: list[Doc] = []
-        try:
+        with store_errors():
             async for doc in self._db[RAW_OF[path]].find({}, batch_size=size):
                 batch.append(doc)
                 if len(batch) == size:
                     yield batch
                     batch = []
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         if batch:
             yield batch
 
     async def _all(self, ops: Iterable[Awaitable[Any]]) -> list[Any]:
         async def one(op: Awaitable[Any]) -> Any:
             async with self._gate:
-                return await op
+                with store_errors():
+                    return await op
 
         results = await asyncio.gather(*(one(op) for op in ops), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
-        for bug in (r for r in failed if not isinstance(r, TRANSIENT_MONGO_ERRORS)):
+        for bug in (r for r in failed if not isinstance(r, StoreUnavailable)):
             raise bug
         if failed:
             raise StoreUnavailable(
@@ -208,17 +196,16 @@ class ViewStore:
         """On MongoDB, create the live views that do not exist yet; on FerretDB (no
         `createView`), nothing. The views created."""
         try:
-            info = await self._db.client.admin.command("buildInfo")
-            if not is_mongodb(info):
-                return []
-            existing = set(await self._db.list_collection_names())
-            created = []
-            for name, (source, pipeline) in LIVE_VIEWS.items():
-                if name not in existing:
-                    await self._db.create_collection(name, viewOn=source, pipeline=pipeline)
-                    created.append(name)
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            with store_errors():
+                info = await self._db.client.admin.command("buildInfo")
+                if not is_mongodb(info):
+                    return []
+                existing = set(await self._db.list_collection_names())
+                created = []
+                for name, (source, pipeline) in LIVE_VIEWS.items():
+                    if name not in existing:
+                        await self._db.create_collection(name, viewOn=source, pipeline=pipeline)
+                        created.append(name)
         except OperationFailure as exc:  # e.g. no privilege: the read models still work
             log.warning("could not register the live views: %s", exc)
             return []

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
-from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
+from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
 from runtime.kafka import ensure_topics, start_producer
 from runtime.lifecycle import run_together
 from runtime.mongo import Doc, database, mongo_on
@@ -31,6 +31,7 @@ from services.monitor.readmodels import ReadModelStore
 from services.monitor.resource_poller import ResourcePoller, ResourceRules
 from services.monitor.resources import FreeRule
 from services.monitor.settings import MonitorSettings
+from services.monitor.shares import Shares
 from services.monitor.store import TaskLogStore
 
 SERVICE = "monitor"
@@ -51,14 +52,17 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         )
         producer = await start_producer(stack, settings)
         store = TaskLogStore(database(mongo, settings))
-        # The scan comes before the consumer starts, so that no TaskEnqueued event can fall
-        # between the two (see handlers.py for why older events are skipped).
+        # Each copy follows the requests of its partitions of the task-events topic: loaded
+        # from MongoDB when the group assigns them (before their events are read, so that no
+        # TaskEnqueued event falls between the two; see handlers.py for why older events are
+        # skipped), dropped when it revokes them (shares.py).
         seeded_at = utcnow()
         watch = WatchSet()
-        for watched in await retry.run(store.active, "start-up scan of enqueue_logs"):
-            watch.add(watched)
-        log.info("following %d active requests from MongoDB", len(watch))
-        consumer = await start_consumer(stack, settings, TASK_EVENTS, settings.group)
+        shares = Shares(watch, store, TASK_EVENTS.partitions)
+        consumer = make_consumer(settings, TASK_EVENTS, settings.group)
+        consumer.subscribe([TASK_EVENTS.named(settings.topic_prefix)], listener=shares)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
         clearml = ClearML(ClearMLClient.from_settings(http, settings))
         loop = ConsumerLoop(
             service=SERVICE,
@@ -66,7 +70,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             spec=TASK_EVENTS,
             consumer=consumer,
             producer=producer,
-            handler=TaskEventHandler(watch, seeded_at),
+            handler=TaskEventHandler(watch, seeded_at, shares.owns),
             config=LoopConfig(retry=retry),
         )
         poller = Poller(
@@ -84,7 +88,9 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
             loops = await _resource_loops(
                 stack, settings, clearml=clearml, producer=producer, db=db, stop=stop
             )
-        await run_together({"consume": loop.run(stop), "poll": poller.run(stop), **loops}, stop)
+        await run_together(
+            {"consume": loop.run(stop), "poll": poller.run(stop, shares), **loops}, stop
+        )
 
 
 async def _resource_loops(

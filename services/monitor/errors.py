@@ -15,11 +15,8 @@ queue state that was not both published and stored goes out again on the next ti
 
 from __future__ import annotations
 
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
 from runtime.retry import RetriableError
-
-
-class StoreUnavailable(RetriableError):
-    """MongoDB did not answer."""
 
 
 class PublishFailed(RetriableError):

@@ -9,6 +9,7 @@ whole history into the watch set.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from schemas.base import Envelope
@@ -23,8 +24,13 @@ CLOCK_MARGIN = timedelta(minutes=5)
 class TaskEventHandler:
     """The monitor's one consumer handler."""
 
-    def __init__(self, watch: WatchSet, seeded_at: datetime) -> None:
+    def __init__(
+        self, watch: WatchSet, seeded_at: datetime, owns: Callable[[str], bool] | None = None
+    ) -> None:
         self._watch, self._replay_before = watch, seeded_at - CLOCK_MARGIN
+        #: Whether this copy's partitions hold a request (see shares.py): an event handled
+        #: after its partition was revoked (the batch in hand) is left to the next owner.
+        self._owns = owns
 
     async def __call__(self, env: Envelope[TaskEvent]) -> None:
         event = env.payload
@@ -32,6 +38,9 @@ class TaskEventHandler:
             return
         if not event.clone_id:
             log.warning("TaskEnqueued without a clone id; cannot follow it")
+            return
+        if self._owns is not None and not self._owns(event.request_id):
+            log.info("request %s is another copy's to follow now", event.request_id)
             return
         added = self._watch.add(
             Watched(
@@ -44,4 +53,4 @@ class TaskEventHandler:
             )
         )
         if added:
-            log.info("following clone %s", event.clone_id)
+            log.info("following request %s (clone %s)", event.request_id, event.clone_id)

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.status import UNSUCCESSFUL
 from schemas.tasks import ResultFile, TaskEvent, TaskEventKind, TaskResults
 
 #: ClearML task status → request status. `created` and `unknown` say nothing about the run.
@@ -21,10 +22,6 @@ STATUS_MAP = {
     "failed": "failed",
     "stopped": "stopped",
 }
-#: Statuses after which a request leaves the watch set.
-TERMINAL = frozenset({"completed", "failed", "stopped"})
-#: Statuses the monitor follows a request from (seeded from MongoDB at start-up).
-ACTIVE = ("queued", "running")
 
 EVENT_KINDS = {
     "running": TaskEventKind.STARTED,
@@ -48,7 +45,7 @@ def human_message(
     status message with its own words ("Changed by clearml-agent <worker>"), which say nothing
     to a requester and name a machine, so they are left out.
     """
-    if status not in ("failed", "stopped"):
+    if status not in UNSUCCESSFUL:
         return None
     what = "failed" if status == "failed" else "was stopped"
     message, reason = str(status_message or "").strip(), str(status_reason or "").strip()

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 from runtime.clearml import ClearMLRejected, ClearMLUnavailable
 from runtime.logs import request_id_var
 from schemas.base import utcnow
+from schemas.status import ENDED
 from schemas.tasks import TaskEvent
 from services.monitor.clearml import chunks
 from services.monitor.errors import PublishFailed, StoreUnavailable
 from services.monitor.lifecycle import (
-    TERMINAL,
     Change,
     Watched,
     WatchSet,
@@ -40,6 +40,7 @@ from services.monitor.lifecycle import (
     results_from,
     run_error,
 )
+from services.monitor.shares import Shares
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,18 @@ class Poller:
         self._watch, self._poll_s = watch, poll_s
         self._vanish_polls, self._log_lines = vanish_polls, log_lines
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick every `poll_s` until `stop` is set; the tick in hand finishes first."""
+    async def run(self, stop: asyncio.Event, shares: Shares | None = None) -> None:
+        """Tick every `poll_s` until `stop` is set; the tick in hand finishes first. With
+        `shares` (many copies), a tick holds its lock (a revocation waits for it) and first
+        loads the requests of partitions assigned but not loaded yet."""
         while not stop.is_set():
             try:
-                await self.tick()
+                if shares is None:
+                    await self.tick()
+                else:
+                    async with shares.lock:
+                        await shares.load()
+                        await self.tick()
             except Exception:  # a bug must not stop the following of every other request
                 log.exception("poll tick failed")
             with contextlib.suppress(TimeoutError):
@@ -175,5 +183,5 @@ class Poller:
                 log.warning("task event not published (%s); trying again next tick", exc)
                 return
             watched.pending.pop(0)
-        if watched.status in TERMINAL:
+        if watched.status in ENDED:
             self._watch.drop(watched.request_id)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.resources import QueueState, ResourceState
 from services.monitor.errors import StoreUnavailable
 
@@ -34,10 +34,8 @@ class ReadModelStore:
 
     async def machines(self) -> list[ResourceState]:
         """Every stored machine state (one scan at start-up, so `since` survives a restart)."""
-        try:
+        with store_errors():
             docs = await self._resources.find({}).to_list()
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         states = []
         for doc in docs:
             try:
@@ -62,7 +60,5 @@ class ReadModelStore:
             collection, key = self._queues, state.queue_id
         doc: Doc = {"_id": key, **state.model_dump(mode="python")}
         async with self._gate:
-            try:
+            with store_errors():
                 await collection.replace_one({"_id": key}, doc, upsert=True)
-            except TRANSIENT_MONGO_ERRORS as exc:
-                raise StoreUnavailable(str(exc)) from exc

@@ -1,4 +1,4 @@
-"""Monitor settings (env prefix MLBUS_MONITOR_, then MLBUS_)."""
+"""Monitor settings (env prefix MLBUS_MONITOR_; connections also MLBUS_)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ class MonitorSettings(ClearMLSettings):
     error_log_lines: int = Field(
         default=100, ge=1, le=1000, description="Console log events read for a failed run's error."
     )
-    retry_attempts: int = Field(default=8, description="Attempts for a transient handler fault.")
-    retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")
     group: str = Field(default="mlbus-monitor", description="Kafka consumer group.")
     resources: bool = Field(
         default=True, description="Also poll workers and queues into resource and queue state."

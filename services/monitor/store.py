@@ -14,9 +14,9 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
-from services.monitor.errors import StoreUnavailable
-from services.monitor.lifecycle import ACTIVE, TERMINAL, Change, Watched
+from runtime.mongo import Doc, store_errors
+from schemas.status import ACTIVE, ENDED
+from services.monitor.lifecycle import Change, Watched
 
 log = logging.getLogger(__name__)
 ENQUEUE_LOGS = "enqueue_logs"
@@ -31,11 +31,9 @@ class TaskLogStore:
 
     async def active(self) -> list[Watched]:
         """Requests queued or running, with a clone to follow (one scan, at start-up)."""
-        try:
+        with store_errors():
             cursor = self._logs.find({"status": {"$in": list(ACTIVE)}}, _SEED_FIELDS)
             docs = await cursor.to_list()
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return [w for d in docs if (w := _watched(d)) is not None]
 
     async def record(self, request_id: str, change: Change, at: datetime) -> bool:
@@ -48,13 +46,11 @@ class TaskLogStore:
         if change.results is not None:
             sets["results"] = change.results.model_dump(mode="json")
             sets["result_uris"] = change.uris
-        try:
+        with store_errors():
             before = await self._logs.find_one_and_update(
-                {"_id": request_id, "status": {"$nin": [change.status, *TERMINAL]}},
+                {"_id": request_id, "status": {"$nin": [change.status, *ENDED]}},
                 {"$set": sets, "$push": {"history": entry}},
             )  # no projection: FerretDB's findAndModify does not implement `fields`
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
         return before is not None
 
 

@@ -15,20 +15,13 @@ marked and is written on the next tick.
 
 from __future__ import annotations
 
-from runtime.retry import PermanentError, RetriableError, ServerAway
+from runtime.mongo import StoreRefused as StoreRefused  # noqa: PLC0414 - re-export
+from runtime.mongo import StoreUnavailable as StoreUnavailable  # noqa: PLC0414 - re-export
+from runtime.retry import PermanentError, RetriableError
 
 
 class BusUnavailable(RetriableError):
     """Kafka did not acknowledge a state record or a notification."""
-
-
-class StoreUnavailable(ServerAway):
-    """MongoDB did not answer."""
-
-
-class StoreRefused(RetriableError):
-    """MongoDB answered, but refused a write (not as a duplicate): retried within the bound,
-    then the message fails (unlike StoreUnavailable, this is about the message)."""
 
 
 class WebhookUnavailable(RetriableError):

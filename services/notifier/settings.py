@@ -1,5 +1,5 @@
-"""Notifier settings (env prefix MLBUS_NOTIFIER_, then MLBUS_): rule thresholds, grouping and
-repeat windows, webhooks."""
+"""Notifier settings (env prefix MLBUS_NOTIFIER_; connections also MLBUS_): rule thresholds,
+grouping and repeat windows, webhooks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
-from runtime.settings import BusSettings
+from runtime.settings import WorkerSettings
 from schemas.notifications import Notification, Severity
 
 
@@ -42,7 +42,7 @@ class Webhook(BaseModel):
         )
 
 
-class NotifierSettings(BusSettings):
+class NotifierSettings(WorkerSettings):
     """What a production install of the notifier sets."""
 
     model_config = SettingsConfigDict(env_prefix="MLBUS_NOTIFIER_", frozen=True, extra="ignore")
@@ -86,5 +86,3 @@ class NotifierSettings(BusSettings):
         default=3600.0, gt=0, description="Older notifications are not sent (a new webhook)."
     )
     webhook_concurrency: int = Field(default=8, ge=1, description="POSTs in flight per webhook.")
-    retry_attempts: int = Field(default=8, description="Attempts for a transient fault.")
-    retry_cap_s: float = Field(default=5.0, description="Longest pause between attempts.")

@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from runtime.batching import GroupCommit
-from runtime.mongo import TRANSIENT_MONGO_ERRORS, Doc
+from runtime.mongo import Doc, store_errors
 from schemas.notifications import Notification
 from services.notifier.errors import StoreRefused, StoreUnavailable
 
@@ -46,9 +46,8 @@ class NotificationStore:
     async def ensure_indexes(self) -> None:
         """Create the stream's index; a server that refuses it costs speed, not correctness."""
         try:
-            await self._docs.create_index([("user", ASCENDING), ("_id", DESCENDING)])
-        except TRANSIENT_MONGO_ERRORS as exc:
-            raise StoreUnavailable(str(exc)) from exc
+            with store_errors():
+                await self._docs.create_index([("user", ASCENDING), ("_id", DESCENDING)])
         except PyMongoError as exc:
             log.warning("index on notifications not created: %s", exc)
 
@@ -58,7 +57,8 @@ class NotificationStore:
 
     async def _insert(self, docs: Sequence[dict[str, Any]]) -> list[BaseException | None]:
         try:
-            await self._docs.insert_many(list(docs), ordered=False)
+            with store_errors():
+                await self._docs.insert_many(list(docs), ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             failed = {e["index"] for e in errors if e.get("code") != _DUPLICATE_KEY}
@@ -66,6 +66,6 @@ class NotificationStore:
                 StoreRefused(f"insert failed: {errors}") if i in failed else None
                 for i in range(len(docs))
             ]
-        except TRANSIENT_MONGO_ERRORS as exc:
-            return [StoreUnavailable(str(exc))] * len(docs)
+        except StoreUnavailable as exc:
+            return [exc] * len(docs)
         return [None] * len(docs)

@@ -58,9 +58,8 @@ class Stack:
         return password_grant(self.keycloak.realm_url, user, user)
 
 
-@pytest.fixture
-async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIterator[Stack]:
-    """Ingest (trusting the real realm), the workers a request needs to end, the console."""
+def ingest_server(bus: Bus, keycloak: KeycloakServer) -> ThreadedServer:
+    """Ingest trusting the real realm (not started)."""
     settings = IngestSettings(
         **bus.settings(),
         jwks_url=keycloak.jwks_url,
@@ -69,12 +68,23 @@ async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIter
         instance="ingest-test",
         **UNLIMITED,  # type: ignore[arg-type]
     )
-    ingest = ThreadedServer(create_ingest(settings), "ingest")
+    return ThreadedServer(create_ingest(settings), "ingest")
+
+
+@pytest.fixture
+async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIterator[Stack]:
+    """Ingest (trusting the real realm), the workers a request needs to end, the console."""
+    ingest = ingest_server(bus, keycloak)
     await asyncio.to_thread(ingest.start)
 
     def console_app(url: str) -> Any:
         return create_console(
-            ConsoleSettings(public_url=url, ingest_url=ingest.url, issuer=keycloak.realm_url)
+            ConsoleSettings(
+                **bus.settings(),
+                public_url=url,
+                ingest_url=ingest.url,
+                issuer=keycloak.realm_url,
+            )
         )
 
     console = ThreadedServer(console_app, "console", factory=True)
@@ -94,15 +104,15 @@ async def stack(bus: Bus, keycloak: KeycloakServer, sim: SimServer) -> AsyncIter
 
 async def shot(page: Page, name: str, tmp_path: Path) -> None:
     """A screenshot: into docs/ when asked, else the test's temporary folder."""
-    folder = SHOTS or tmp_path
+    folder = SHOTS if SHOTS and not name.startswith("narrow-") else tmp_path
     await page.screenshot(path=str(folder / f"console-{name}.png"), full_page=True)
 
 
 async def sign_in(
-    chromium: Browser, stack: Stack, user: str, locale: str = "en-GB"
+    chromium: Browser, stack: Stack, user: str, locale: str = "en-GB", width: int = 1280
 ) -> tuple[BrowserContext, Page]:
     """A fresh browser that signs in through Keycloak's own login page."""
-    context = await chromium.new_context(viewport={"width": 1280, "height": 900}, locale=locale)
+    context = await chromium.new_context(viewport={"width": width, "height": 900}, locale=locale)
     page = await context.new_page()
     await page.goto(f"{stack.console}/login")
     await page.wait_for_url(f"{stack.keycloak.url}/**")
@@ -324,3 +334,192 @@ async def test_roles_privacy_csrf_and_logout(
     await admin.wait_for_url(f"{stack.keycloak.url}/**")
     await expect(admin.locator("#username")).to_be_visible()
     await context.close()
+
+
+async def test_a_user_sees_the_catalog_of_what_they_may_call(
+    stack: Stack,
+    browser: Browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    # Nothing mapped yet: the page says so and who to ask.
+    alice_context, alice = await sign_in(browser, stack, "alice")
+    await alice.click("header nav a[href='/catalog']")
+    await expect(alice.locator("h1")).to_have_text("Catalog")
+    await expect(alice.locator("#no-tasks")).to_be_visible()
+    await expect(alice.locator("#no-endpoints")).to_be_visible()
+
+    token = await asyncio.to_thread(stack.token, "admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        for clearml_id, description in ((PARKING, "Parking occupancy forecast"), ("e" * 32, "")):
+            made = await client.post(
+                "/v1/admin/task-mappings?force=true",
+                json={
+                    "clearml_task_id": clearml_id,
+                    "default_queue": "gpu-a100",
+                    "allowed_queues": ["cpu"],
+                    "description": description,
+                },
+                headers=headers,
+            )
+            assert made.status_code == 201, made.text
+        machine = await client.post(
+            "/v1/admin/serving-machines",
+            json={
+                "serving_task_id": "7a" * 16,
+                "base_urls": ["http://10.9.8.7:8080/serve"],
+                "description": "City models",
+            },
+            headers=headers,
+        )
+        assert machine.status_code == 201, machine.text
+        machine_id = machine.json()["machine_id"]
+        schema = {"type": "object", "properties": {"capacity": {"type": "integer"}}}
+        for endpoint, extra in (
+            ("parking_free_slots", {"description": "Free slots now", "input_schema": schema}),
+            ("traffic_flow", {}),
+        ):
+            mapped = await client.post(
+                "/v1/admin/endpoint-mappings",
+                json={"machine_id": machine_id, "endpoint": endpoint, **extra},
+                headers=headers,
+            )
+            assert mapped.status_code == 201, mapped.text
+
+    # Exactly what the API says alice may call: every id, no other, no real ClearML id.
+    expected = await api(stack, "alice", "/v1/catalog")
+    assert len(expected["tasks"]) == 2
+    assert len(expected["endpoints"]) == 2
+    await alice.reload()
+    rows = alice.locator("#catalog-tasks tbody tr")
+    await expect(rows).to_have_count(2)
+    shown = await rows.evaluate_all("rows => rows.map(r => r.dataset.taskId)")
+    assert shown == [t["task_id"] for t in expected["tasks"]]
+    first = alice.locator(f"#catalog-tasks tr[data-task-id='{expected['tasks'][0]['task_id']}']")
+    await expect(first).to_contain_text(expected["tasks"][0]["description"] or "no description")
+    endpoints = alice.locator("#catalog-endpoints tbody tr")
+    shown_endpoints = await endpoints.evaluate_all(
+        "rows => rows.map(r => [r.dataset.machineId, r.dataset.endpoint])"
+    )
+    assert shown_endpoints == [[e["machine_id"], e["endpoint"]] for e in expected["endpoints"]]
+    slots = alice.locator("#catalog-endpoints tr[data-endpoint='parking_free_slots']")
+    await expect(slots).to_contain_text("Free slots now")
+    await expect(slots).to_contain_text("City models")
+    page = await alice.content()
+    assert PARKING not in page
+    assert "10.9.8.7" not in page
+    # The copy button holds the id to send.
+    button = first.locator("button.copy")
+    assert await button.get_attribute("data-copy") == expected["tasks"][0]["task_id"]
+    await no_serious_violations(alice)
+    await shot(alice, "catalog", tmp_path)
+
+    # In Italian too; and every role has it in the menu.
+    await alice.goto(f"{stack.console}/lang/it?next=/catalog")
+    await expect(alice.locator("h1")).to_have_text("Catalogo")
+    await expect(alice.locator("#catalog-endpoints thead")).to_contain_text("Descrizione")
+    await no_serious_violations(alice)
+    await alice_context.close()
+    for user in ("operator", "admin"):
+        context, page_of = await sign_in(browser, stack, user)
+        await expect(page_of.locator("header nav a[href='/catalog']")).to_have_count(1)
+        await context.close()
+
+
+#: Every page of each role (the request's and the audit trail's paths are filled in).
+PAGES = {
+    "admin": (
+        "/dashboard",
+        "/mappings/tasks",
+        "/mappings/machines",
+        "/mappings/endpoints",
+        "/mappings/tasks/audit?key={task}",
+        "/logs/enqueue",
+        "/logs/ondemand",
+        "/requests/{rid}",
+        "/resources",
+        "/notifications",
+        "/my/requests",
+        "/catalog",
+    ),
+    "operator": ("/resources", "/notifications", "/my/requests", "/catalog"),
+    "alice": ("/my/requests", "/requests/{rid}", "/notifications", "/catalog"),
+}
+
+
+async def test_every_page_fits_a_phone_in_both_languages(
+    stack: Stack,
+    browser: Browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+) -> None:
+    """At 390 px (a phone) no page is wider than the screen (wide tables scroll in their own
+    box), in English and Italian, for every role; axe finds nothing serious there either."""
+    token = await asyncio.to_thread(stack.token, "admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.ingest, timeout=15) as client:
+        made = await client.post(
+            "/v1/admin/task-mappings?force=true",
+            json={
+                "clearml_task_id": PARKING,
+                "default_queue": "gpu-a100",
+                "allowed_queues": ["cpu", "gpu-t4"],
+                "description": "Parking occupancy forecast for the city's car parks, retrained",
+            },
+            headers=headers,
+        )
+        assert made.status_code == 201, made.text
+        task = made.json()["task_id"]
+        machine = await client.post(
+            "/v1/admin/serving-machines",
+            json={
+                "serving_task_id": "7a" * 16,
+                "base_urls": ["http://10.9.8.7:8080/serve", "http://10.9.8.8:8080/serve"],
+                "description": "City models",
+            },
+            headers=headers,
+        )
+        assert machine.status_code == 201, machine.text
+        mapped = await client.post(
+            "/v1/admin/endpoint-mappings",
+            json={
+                "machine_id": machine.json()["machine_id"],
+                "endpoint": "parking_free_slots_by_car_park",
+                "description": "Free slots now",
+            },
+            headers=headers,
+        )
+        assert mapped.status_code == 201, mapped.text
+        alice = {"Authorization": f"Bearer {await asyncio.to_thread(stack.token, 'alice')}"}
+        accepted = await client.post("/v1/enqueue", json={"task_id": task}, headers=alice)
+        assert accepted.status_code == 202, accepted.text
+    rid = accepted.json()["request_id"]
+
+    async def ended() -> Any:
+        found = await api(stack, "alice", f"/v1/requests/{rid}")
+        return found["status"] == "completed"
+
+    await eventually(ended, timeout_s=45, what="the request's end")
+    overflowing: list[Any] = []
+    violations: list[Any] = []
+    for user, paths in PAGES.items():
+        context, page = await sign_in(browser, stack, user, width=390)
+        for lang in ("en", "it"):
+            await page.goto(f"{stack.console}/lang/{lang}?next=/")
+            for path in paths:
+                url = path.format(task=task, rid=rid)
+                response = await page.goto(f"{stack.console}{url}")
+                assert response is not None
+                assert response.status == 200, (user, url, response.status)
+                extra = await page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                if extra > 0:
+                    overflowing.append((user, lang, url, extra))
+                found = await axe(page)
+                if found:
+                    violations.append((user, lang, url, found))
+                name = url.strip("/").split("?")[0].replace("/", "-").replace(rid, "one")
+                await shot(page, f"narrow-{user}-{lang}-{name}", tmp_path)
+        await context.close()
+    assert overflowing == []
+    assert violations == []

@@ -16,8 +16,9 @@ import httpx
 from clearml_sim.testing import SimServer
 from mlbus.faultload import account, clones_per_request
 from mlbus.servers.outage import Outage
+from schemas.status import SETTLED
 from schemas.views import ONDEMAND_LOGS, VIEW_ENQUEUE, VIEW_ONDEMAND
-from services.enqueuer.store import ENQUEUE_LOGS, SETTLED
+from services.enqueuer.store import ENQUEUE_LOGS
 from serving_node.testing import RunningNode
 from tests.conftest import Bus
 from tests.faults.conftest import Below

@@ -7,10 +7,11 @@ import base64
 import hashlib
 
 from services.console.errors import ApiFailed
-from services.console.i18n import EN, IT, choose, translator
+from services.console.i18n import EN, IT, choose, state_label, translator, when
 from services.console.mappings import KINDS, body_of, field_errors
 from services.console.oidc import Tokens, challenge, new_login
-from services.console.sessions import Session, Sessions
+from services.console.sessions import MemorySessions, Session, key_of
+from services.console.settings import ConsoleSettings
 from services.console.web import csp, local_path
 
 
@@ -44,28 +45,31 @@ def test_pkce_is_s256_of_a_fresh_verifier() -> None:
     assert len(one.verifier) >= 43
 
 
-def test_a_login_finishes_once_in_the_browser_that_started_it() -> None:
-    sessions = Sessions(idle_s=60, max_sessions=10)
+async def test_a_login_finishes_once_in_the_browser_that_started_it() -> None:
+    sessions = MemorySessions(idle_s=60)
     login = new_login("/dashboard")
-    key = sessions.start_login(login)
-    assert sessions.finish_login(key, "another-state") is None
-    key = sessions.start_login(login)
-    assert sessions.finish_login(None, login.state) is None  # no cookie: another browser
-    assert sessions.finish_login(key, login.state) == login
-    assert sessions.finish_login(key, login.state) is None  # used once
+    key = await sessions.start_login(login)
+    assert await sessions.finish_login(key, "another-state") is None
+    key = await sessions.start_login(login)
+    assert await sessions.finish_login(None, login.state) is None  # no cookie: another browser
+    assert await sessions.finish_login(key, login.state) == login
+    assert await sessions.finish_login(key, login.state) is None  # used once
 
 
-def test_sessions_check_csrf_and_end() -> None:
-    sessions = Sessions(idle_s=60, max_sessions=2)
+async def test_sessions_check_csrf_and_end() -> None:
+    sessions = MemorySessions(idle_s=60)
     session = Session("alice", frozenset({"user"}), Tokens("a", "r", "i", 0.0))
-    key = sessions.create(session)
-    assert sessions.get(key) is session
+    secret = await sessions.create(session)
+    found = await sessions.get(secret)
+    assert found is not None
+    assert (found.user, found.csrf, found.tokens) == ("alice", session.csrf, session.tokens)
+    assert session.key == key_of(secret) != secret  # the store keeps a hash, not the secret
     assert session.csrf_ok(session.csrf)
     assert not session.csrf_ok(None)
     assert not session.csrf_ok(session.csrf + "x")
     assert not session.is_operator
-    sessions.end(key)
-    assert sessions.get(key) is None
+    await sessions.end(secret)
+    assert await sessions.get(secret) is None
 
 
 def test_csp_forbids_inline_script_and_framing() -> None:
@@ -94,3 +98,21 @@ def test_forms_become_api_bodies_and_api_errors_come_back_at_their_fields() -> N
     )
     assert field_errors(failure) == {"clearml_task_id": "pattern"}
     assert field_errors(ApiFailed(409, "mapping_exists", "exists")) == {"": "exists"}
+
+
+def test_cookies_are_secure_whenever_the_console_is_reached_by_https() -> None:
+    assert not ConsoleSettings(public_url="http://127.0.0.1:8001").secure_cookies
+    assert ConsoleSettings(public_url="https://console.example.org").secure_cookies
+    assert ConsoleSettings(public_url="http://127.0.0.1:8001", cookie_secure=True).secure_cookies
+
+
+def test_states_and_times_read_in_the_page_language() -> None:
+    assert state_label("it")("completed") == "completata"
+    assert state_label("en")("completed") == "completed"  # the API's own word
+    assert state_label("it")("something-new") == "something-new"
+    shown = str(when("2026-12-03T10:53:54.016000Z", decimals=3))
+    assert (
+        shown == '<time datetime="2026-12-03T10:53:54.016000Z">2026-12-03 10:53:54.016 UTC</time>'
+    )
+    assert str(when(None)) == "<time></time>"
+    assert "&lt;" in str(when("<script>alert(1)</script>"))

@@ -126,7 +126,9 @@ async def test_two_deliveries_enqueuing_one_clone_at_once_both_record_it_queued(
     await asyncio.gather(first(env), second(env))
     assert store.queued == [clone, clone]
     assert store.failed == []
-    assert served.state.tasks[clone]["status"] == "queued"
+    # Enqueued (once: the loser's call was refused); the simulator's agent may have pulled it
+    # already on a loaded machine.
+    assert served.state.tasks[clone]["status"] in {"queued", "in_progress", "completed"}
 
 
 async def test_a_queue_recreated_under_its_name_is_looked_up_again(

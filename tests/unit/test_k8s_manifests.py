@@ -108,3 +108,17 @@ def test_the_yaml_reads_back_as_the_documents() -> None:
         assert [d for d in yaml.safe_load_all(k8s.to_yaml(docs)) if d] == docs
     users = [k8s.kafka_user(n, k8s.acls(a)) for n, a in ACCESS.items()]
     assert [d for d in yaml.safe_load_all(k8s.to_yaml(users)) if d] == users
+
+
+def test_the_console_runs_two_copies_without_kafka_and_its_client_secret_from_a_secret() -> None:
+    (console,) = [w for w in k8s.WORKLOADS if w.name == "console"]
+    deployment, service, *_ = k8s.workload(console)
+    assert deployment["spec"]["replicas"] == 2  # the sessions are shared (MongoDB)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "services.console"]
+    env = {e["name"]: e for e in container["env"]}
+    assert not any(name.startswith("MLBUS_KAFKA") for name in env)
+    secret = env["MLBUS_CONSOLE_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "mlbus-console", "key": "client-secret"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8001, "targetPort": "http"}]

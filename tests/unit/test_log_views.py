@@ -26,6 +26,7 @@ from schemas.views import (
     unfield,
     user_status_value,
 )
+from services.ingest import logviews
 from services.ingest.logquery import (
     START,
     CursorError,
@@ -394,3 +395,35 @@ def test_a_csv_cell_that_starts_like_a_formula_is_neutralised_in_every_column(st
     assert len(marked) == 5
     assert all(c.startswith("'") for c in marked)
     assert logcsv.neutralised("plain text") == "plain text"
+
+
+async def test_the_dashboard_reads_recent_days_every_time_and_older_ones_once_a_minute() -> None:
+    store: dict[str, _Collection] = {}
+    writes = Writes()
+    for days_ago in range(5):
+        at = AT - timedelta(days=days_ago)
+        effects(Fact("enqueue", f"r{days_ago}", "queued", at, counted=True), None, writes)
+    _apply(store, writes)
+    daily = store["view_requests_daily"]
+    reads: list[str] = []
+    find_one = daily.find_one
+
+    async def counted(query: dict[str, str]) -> dict[str, Any] | None:
+        reads.append(query["_id"])
+        return await find_one(query)
+
+    daily.find_one = counted
+    clock = [1000.0]
+    reader = LogReader(store, clock=lambda: clock[0])  # type: ignore[arg-type]
+    days = [f"2026-11-{d}" for d in range(20, 27)]  # 7 days, 5 with requests
+    first = await reader.daily("enqueue", days, closed_before="2026-11-25")
+    assert sorted(first) == days[2:]
+    assert len(reads) == 7
+    reads.clear()
+    clock[0] += logviews.CLOSED_DAY_TTL_S - 1
+    assert await reader.daily("enqueue", days, closed_before="2026-11-25") == first
+    assert sorted(reads) == ["enqueue|2026-11-25", "enqueue|2026-11-26"]
+    reads.clear()
+    clock[0] += 2
+    assert await reader.daily("enqueue", days, closed_before="2026-11-25") == first
+    assert len(reads) == 7

@@ -10,11 +10,12 @@ import pytest
 
 from runtime.clearml import ClearMLRejected, ClearMLUnavailable
 from schemas.base import Envelope, utcnow
+from schemas.status import ENDED
 from schemas.tasks import TaskEvent, TaskEventKind
 from services.monitor.clearml import CHUNK
 from services.monitor.errors import PublishFailed, StoreUnavailable
 from services.monitor.handlers import TaskEventHandler
-from services.monitor.lifecycle import TERMINAL, Change, Watched, WatchSet
+from services.monitor.lifecycle import Change, Watched, WatchSet
 from services.monitor.poller import Poller
 from tests.support import eventually
 
@@ -70,7 +71,7 @@ class FakeStore:
         if self.down:
             raise StoreUnavailable("no primary")
         doc = self.docs.get(request_id)
-        if doc is None or doc["status"] == change.status or doc["status"] in TERMINAL:
+        if doc is None or doc["status"] == change.status or doc["status"] in ENDED:
             return False
         doc["status"] = change.status
         if change.message:
