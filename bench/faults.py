@@ -8,7 +8,7 @@ status), unanswered, late, carried, lost (goal 0), duplicated (goal 0), and the 
 after the server is back (from when it serves again to the last request that failed).
 
 Faults: Kafka stopped 10 s and 60 s, FerretDB stopped 10 s and 60 s, Kafka paused (SIGSTOP)
-20 s. `--short` runs the 10 s stops and the pause only.
+20 s. `--short` runs the 10 s stops and the pause only, `--long` the 60 s stops only.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.to_thread(stack.start, ["ingest", "enqueuer", "inference_router", "logger"])
         stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
         await asyncio.to_thread(wait_http, f"{node_url}/health")
-        faults = FAULTS[:3] if args.short else FAULTS
+        faults = FAULTS[:3] if args.short else FAULTS[3:] if args.long else FAULTS
         reports = []
         async with httpx.AsyncClient(base_url=stack.ingest_url, timeout=30) as client:
             ids = await _map(client, stack, node_url)
@@ -179,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=3.0, help="requests of each kind a second")
     parser.add_argument("--short", action="store_true", help="the 10 s stops and the pause only")
+    parser.add_argument("--long", action="store_true", help="the 60 s stops only")
     asyncio.run(run(parser.parse_args()))
 
 
