@@ -2,10 +2,10 @@
 expiry and not-before checked under a small clock skew.
 
 The keys are fetched once, cached, and fetched again when a token names an unknown key id
-(rate-limited, so garbage key ids cannot make us hammer the issuer; one fetch at a time, which
-every request that waits on it shares). When the issuer cannot be reached, a token with a key
-already known keeps working, and one with a new key is 503 `identity_unavailable`, not 401: the
-token may be fine. A token that verified is
+(rate-limited, so garbage key ids cannot make us hammer the issuer: a token with a new key id
+waits for the next allowed fetch, at most 10 s, and every request that waits shares it). When
+the issuer cannot be reached, a token with a key already known keeps working, and one with a
+new key is 503 `identity_unavailable`, not 401: the token may be fine. A token that verified is
 remembered until its own expiry (bounded LRU): Node-RED flows send the same token for minutes,
 and an RSA verification per request is the largest cost of authentication. Expiry is checked
 on every hit, so a remembered token is exactly as valid as a re-verified one.
@@ -154,18 +154,23 @@ class JwksVerifier:
         return self._keys[kid]
 
     async def _refresh_if_due(self) -> None:
-        """One fetch at a time: a burst of tokens with a new key waits for the same fetch."""
+        """One fetch at a time, and at most one per `_MIN_REFRESH_S`: a token with a key id not
+        seen waits for the next fetch (at most that long) and every token of the burst shares
+        it. Refusing it at once instead would say 401 for a key the issuer may have added since
+        the last fetch, and would never notice that the issuer went away meanwhile (a 401 where
+        the answer is 503 `identity_unavailable`)."""
         if self._fetching is None:
-            if time.monotonic() - self._fetched_at <= _MIN_REFRESH_S:
-                return
-            self._fetching = asyncio.ensure_future(self._refresh())
+            wait_s = self._fetched_at + _MIN_REFRESH_S - time.monotonic()
+            self._fetching = asyncio.ensure_future(self._refresh(max(0.0, wait_s)))
             self._fetching.add_done_callback(self._fetched)
         await asyncio.shield(self._fetching)
 
     def _fetched(self, _: asyncio.Future[None]) -> None:
         self._fetching = None
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, after_s: float = 0.0) -> None:
+        if after_s > 0:
+            await asyncio.sleep(after_s)
         self._fetched_at = time.monotonic()
         try:
             response = await self._http.get(self._url, timeout=5.0)

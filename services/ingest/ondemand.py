@@ -78,10 +78,15 @@ async def _call(
         user=who.user,
         trace=trace_of(ingest, request),
     )
+    # One deadline for the whole call: the publish and the wait for the reply share it (a slow
+    # acknowledgement followed by a full wait made a caller wait the publish bound longer than
+    # the endpoint's timeout; found by bench.faults with the broker stopped).
+    deadline = asyncio.get_running_loop().time() + mapping.timeout_s + _GRACE_S
     waiter = ingest.replies.expect(rid)  # before publishing: the reply cannot arrive unseen
     try:
         await ingest.inference_bus.publish(INFERENCE_REQUESTS, envelope, within_s=mapping.timeout_s)
-        return await asyncio.wait_for(waiter, mapping.timeout_s + _GRACE_S)
+        left = deadline - asyncio.get_running_loop().time()
+        return await asyncio.wait_for(waiter, max(0.0, left))
     except TimeoutError as exc:
         raise ApiError(
             504, "model_timeout", f"The model did not answer within {mapping.timeout_s:g} s."

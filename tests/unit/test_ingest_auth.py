@@ -189,3 +189,21 @@ async def test_issuer_down_known_keys_keep_working_new_ones_are_503_not_401() ->
     assert caught.value.headers == {"Retry-After": "5"}
     status[0], v._fetched_at = 200, 0.0  # back
     assert (await v.verify(KEY.sign(ISSUER, "carol", []))).user == "carol"
+
+
+async def test_issuer_gone_right_after_a_fetch_a_new_key_id_waits_and_gets_503_not_401(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by tests/faults (Keycloak away): within the rate limit of fetches, a new key id was
+    refused at once with 401 "unknown key", although the issuer had gone and could not say."""
+    monkeypatch.setattr("services.ingest.auth._MIN_REFRESH_S", 0.5)
+    status, fetches = [200], []
+    v = counted_jwks(status, fetches)
+    assert (await v.verify(KEY.sign(ISSUER, "alice", []))).user == "alice"
+    status[0] = 503  # Keycloak goes away just after the fetch
+    began = time.monotonic()
+    with pytest.raises(ApiError) as caught:
+        await v.verify(OTHER.sign(ISSUER, "carol", []))
+    assert (caught.value.status, caught.value.code) == (503, "identity_unavailable")
+    assert time.monotonic() - began < 2.0  # waited for the next fetch, no longer
+    assert len(fetches) == 2
