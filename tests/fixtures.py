@@ -65,6 +65,9 @@ def monitor_settings(bus: Bus, sim: SimServer, **overrides: Any) -> MonitorSetti
         "clearml_access_key": sim.access_key,
         "clearml_secret_key": sim.secret_key,
         "instance": "monitor-test",
+        # One monitor at a time in these tests: no election to wait for before it polls resources
+        # (the election has tests of its own: tests/integration/test_monitor_copies.py).
+        "elect": False,
         "poll_s": 0.2,
         "retry_attempts": 3,
         "retry_cap_s": 0.2,

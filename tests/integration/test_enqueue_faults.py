@@ -118,7 +118,10 @@ async def test_worker_killed_between_clone_and_enqueue_resumes_with_the_same_clo
         assert (await mongo_db["enqueue_logs"].find_one({"_id": env.id}))["status"] == "accepted"
         await control.delete("/_sim/faults")
         async with running_enqueuer(enqueuer_settings(bus, sim)):
-            await eventually(lambda: log_status(mongo_db, env.id, "queued"), what="resumed")
+            # the killed worker holds its partitions until its group session times out
+            await eventually(
+                lambda: log_status(mongo_db, env.id, "queued"), timeout_s=60, what="resumed"
+            )
     clones = clones_of(sim, env.id)
     assert len(clones) == 1
     assert clones[0]["status"] in {"queued", "in_progress", "completed"}
