@@ -55,10 +55,13 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
         db = database(mongo, settings)
         routes = RouteTable(MappingStore(db), settings, notifier.breaker_changed)
         model = ModelClient(http, settings.connect_timeout_s)
+        # the call logs' spool: closed (emptied, a bounded wait) before the Mongo client closes
+        logs = OnDemandLogStore(db, settings.log_write_linger_ms / 1000)
+        stack.push_async_callback(logs.close)
         handler = InferenceHandler(
             routes,
             model,
-            OnDemandLogStore(db, settings.log_write_linger_ms / 1000),
+            logs,
             replies,
             dedupe_grace_s=settings.dedupe_grace_s,
             replay_check_after_s=settings.replay_check_after_s,

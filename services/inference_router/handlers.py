@@ -1,8 +1,10 @@
 """Handling one InferenceRequested: resolve, pick a replica, call the model, reply, log.
 
 Every outcome, model and replica failures included, becomes a reply on the request's `reply_to`
-topic; only the bus or the store failing can fail the message (and then the consumer loop
-retries it). A delivery of a request id already handled within its deadline is not sent to the
+topic; only the bus failing, or the store when a route is not cached, can fail the message (and
+then the consumer loop retries it). The call's log never holds the reply path: it is spooled
+and written in the background (see OnDemandLogStore), so calls are answered while MongoDB is
+away. A delivery of a request id already handled within its deadline is not sent to the
 model again: it gets the first delivery's outcome, whose reply is published once more (identical
 reply envelope, same id) and whose log insert is a no-op.
 """

@@ -3,7 +3,10 @@ on-demand calls, then started again on the same port and data.
 
 No service dies; ingest's readiness says `mongodb: down` while it is away, and says so within a
 probe's patience; what was in flight waits or is redelivered: every enqueue answered 202 is
-cloned once and its log says queued; the logger's read models catch up with every request."""
+cloned once and its log says queued; the logger's read models catch up with every request.
+The on-demand path does not stand on MongoDB at all: a call made while it is away is answered
+200 within its deadline (routes come from the router's memory, the call's log is spooled) and
+its log reaches `ondemand_logs` once the store is back."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from typing import Any
 import httpx
 
 from clearml_sim.testing import SimServer
-from mlbus.faultload import account, clones_per_request
+from mlbus.faultload import SLACK_S, account, clones_per_request
 from mlbus.servers.outage import Outage
 from schemas.collections import ENQUEUE_LOGS, ONDEMAND_LOGS, VIEW_ENQUEUE, VIEW_ONDEMAND
 from schemas.status import SETTLED
@@ -99,6 +102,17 @@ async def test_ferretdb_stopped_mid_burst_nothing_dies_nothing_lost_read_models_
         assert counts["duplicated"] == 0, counts
         assert not any(label.startswith("500") for label in counts["answered"]), counts
     assert report["enqueue"]["answered"].get("202", 0) > 0, report
+    # the on-demand calls made while the store was away: all answered 200 within their deadline
+    # (the model was up the whole time), and their logs were among those waited for above
+    away = [o for o in burst.of("ondemand") if outage.began_at <= o.sent_at <= outage.ended_at]
+    assert len(away) >= AWAY_S, f"only {len(away)} on-demand calls during the outage"
+    not_ok = [
+        (o.label, round(o.elapsed_s, 2))
+        for o in away
+        if o.status != 200 or o.elapsed_s > o.bound_s + SLACK_S
+    ]
+    assert not not_ok, f"{len(not_ok)} of {len(away)} calls during the outage: {not_ok}"
+    assert {o.request_id for o in away} <= answered
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> bool:
