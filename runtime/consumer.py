@@ -120,10 +120,19 @@ class LoopConfig:
     commit_interval_s: float = 0.0  # the pipelined loop commits at most this often
 
 
-def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafkaConsumer:
+def make_consumer(
+    settings: BusSettings,
+    spec: TopicSpec,
+    group: str,
+    *,
+    session_timeout_ms: int = 10_000,
+    heartbeat_interval_ms: int = 3_000,
+) -> AIOKafkaConsumer:
     """A consumer for one registry topic; offsets are committed by the loop, never automatically.
     It fetches as soon as one byte is there (latency first). A rebalance waits for the loop that
-    consumes it to drain (`DrainOnRevoke`)."""
+    consumes it to drain (`DrainOnRevoke`). A member killed outright keeps its partitions until
+    its group session times out (`session_timeout_ms`; aiokafka's 10 s by default, the broker's
+    `group.min.session.timeout.ms`, 6 s by default, at least)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
@@ -132,6 +141,8 @@ def make_consumer(settings: BusSettings, spec: TopicSpec, group: str) -> AIOKafk
         auto_offset_reset="earliest",
         fetch_max_wait_ms=100,
         max_poll_records=1000,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=heartbeat_interval_ms,
         **client_auth(settings),
     )
     consumer.revoke_drain = DrainOnRevoke()

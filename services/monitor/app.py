@@ -60,7 +60,13 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         seeded_at = utcnow()
         watch = WatchSet()
         shares = Shares(watch, store, TASK_EVENTS.partitions)
-        consumer = make_consumer(settings, TASK_EVENTS, settings.group)
+        consumer = make_consumer(
+            settings,
+            TASK_EVENTS,
+            settings.group,
+            session_timeout_ms=round(settings.group_session_s * 1000),
+            heartbeat_interval_ms=round(settings.group_heartbeat_s * 1000),
+        )
         listener = consumer.revoke_drain.chained(shares)  # the batch in hand commits first
         consumer.subscribe([TASK_EVENTS.named(settings.topic_prefix)], listener=listener)
         await consumer.start()

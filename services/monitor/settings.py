@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from runtime.clearml import ClearMLSettings
@@ -24,6 +26,19 @@ class MonitorSettings(ClearMLSettings):
         default=100, ge=1, le=1000, description="Console log events read for a failed run's error."
     )
     group: str = Field(default="mlbus-monitor", description="Kafka consumer group.")
+    group_session_s: float = Field(
+        default=6.0,
+        ge=6.0,
+        le=300.0,
+        description="Session timeout of the task-events consumer group: a copy killed outright "
+        "keeps its partitions, and so its requests, this long before another copy takes them "
+        "over (6 s is the broker's least by default, `group.min.session.timeout.ms`).",
+    )
+    group_heartbeat_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Heartbeat interval of that consumer (below a third of the session).",
+    )
     resources: bool = Field(
         default=True, description="Also poll workers and queues into resource and queue state."
     )
@@ -68,3 +83,9 @@ class MonitorSettings(ClearMLSettings):
     queue_metrics_interval_s: int = Field(
         default=60, ge=40, description="Bucket of queues.get_queue_metrics (ClearML: >= 40 s)."
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Self:
+        if self.group_heartbeat_s * 3 > self.group_session_s:
+            raise ValueError("group_heartbeat_s must be at most a third of group_session_s")
+        return self

@@ -6,8 +6,8 @@ assignment, the active requests of the new partitions are loaded from MongoDB (e
 changes are recorded there, so a partition that moves carries its requests' state with it); on
 revocation, the poll tick in flight finishes first, then the requests of the lost partitions are
 dropped. A copy killed outright loses its partitions when its session times out (the consumer's
-`session_timeout_ms`); the survivor loads them then. A load that fails (MongoDB away) is tried
-again at the next tick.
+`session_timeout_ms`: `MLBUS_MONITOR_GROUP_SESSION_S`, 6 s); the survivor loads them then. A
+load that fails (MongoDB away) is tried again at the next tick.
 
 Two copies never follow one request for long (only between a revocation's drop and the next
 owner's load is a request followed by none), and even then a change is recorded, and its event

@@ -74,3 +74,15 @@ def test_stale_readme_is_caught() -> None:
     )
     assert stale != readme
     assert settings_doc.rewritten(stale) == readme
+
+
+def test_monitor_group_session_is_bounded_and_outlasts_heartbeats() -> None:
+    """The broker refuses a session under its least (6 s by default), and a member whose
+    heartbeats are not well inside its session is taken for dead between two of them."""
+    assert MonitorSettings().group_session_s == 6.0
+    assert MonitorSettings().group_heartbeat_s == 1.0
+    with pytest.raises(ValueError, match="group_session_s"):
+        MonitorSettings(group_session_s=5.0)
+    with pytest.raises(ValueError, match="a third of group_session_s"):
+        MonitorSettings(group_session_s=6.0, group_heartbeat_s=2.5)
+    assert MonitorSettings(group_session_s=9.0, group_heartbeat_s=3.0).group_heartbeat_s == 3.0
