@@ -57,12 +57,15 @@ async def whole_topic(bus: Bus, name: str, timeout_s: float = 30) -> list[bytes]
         await consumer.stop()
 
 
-async def folded(mongo_db: Any, path: str) -> tuple[set[str], int]:
-    """The requests of `path` the logger has a view of, and its hourly counters' total count."""
-    views = {d["_id"] async for d in mongo_db[VIEW_OF[path]].find({}, {"_id": 1})}
+async def folded(mongo_db: Any, path: str) -> tuple[set[str], int, int]:
+    """The requests of `path` the logger has a view of, how many of them are decided (the fact
+    that moves `count`: an enqueue queued or failed, any on-demand outcome; an enqueue whose
+    ingest was killed can rest at "accepted"), and the hourly counters' total count."""
+    views = {d["_id"]: d.get("status") async for d in mongo_db[VIEW_OF[path]].find({})}
+    decided = sum(1 for st in views.values() if path == "ondemand" or st != "accepted")
     hourly = [d async for d in mongo_db[VIEW_HOURLY].find({})]
     count = sum(int(d.get("count", 0)) for d in hourly if str(d["_id"]).startswith(f"{path}|"))
-    return views, count
+    return set(views), decided, count
 
 
 def ingest_url(fleet: Fleet, index: int) -> str:
@@ -128,7 +131,7 @@ async def test_two_of_everything_with_one_of_each_killed_mid_burst(
             await asyncio.sleep(2)  # a second clone would be made right after the first
 
             # Every log folded once: each answered request has its view, and the counters
-            # count each request once (their total equals the requests folded; a fact folded
+            # count each request once (their total equals the requests decided; a fact folded
             # twice moves `count` twice, and no later fact can bring the two level again).
             answered = {
                 path: {rid for p, status, rid, _ in results if p == f"/v1/{path}" and rid}
@@ -140,15 +143,16 @@ async def test_two_of_everything_with_one_of_each_killed_mid_burst(
             async def logs_level() -> bool:
                 level = True
                 for path, rids in answered.items():
-                    views, count = await folded(mongo_db, path)
+                    views, decided, count = await folded(mongo_db, path)
                     missing = sorted(rids - views)
-                    last[path] = {"missing": missing, "views": len(views), "count": count}
+                    last[path] = {"missing": missing, "views": len(views), "decided": decided}
+                    last[path]["count"] = count
                     # KNOWN GAP (found by this test, cause not yet found, not fixed here):
                     # on-demand calls whose router copy was SIGKILLed with them in hand can
                     # have no RequestLogged (one run: all 4 answered 504 by the ingest at the
                     # deadline, and one 200). So on-demand proves only the counting here (no
                     # request counted twice), not that every answered call is folded.
-                    if (missing and path == "enqueue") or count != len(views):
+                    if (missing and path == "enqueue") or count != decided:
                         level = False
                 return level
 
@@ -164,8 +168,8 @@ async def test_two_of_everything_with_one_of_each_killed_mid_burst(
     print(Counter((p, s) for p, s, _, _ in results))  # noqa: T201 - the burst's account
     assert accepted, enqueues
     print("folded:", last)  # noqa: T201 - the logs' account
-    for path, (views, count) in level.items():
-        assert count == len(views), (path, count, len(views))  # no request counted twice
+    for path, (_, decided, count) in level.items():
+        assert count == decided, (path, count, decided)  # no request counted twice
     assert answered["enqueue"] <= level["enqueue"][0]  # every answered enqueue folded
 
     # Every notification told once: no id twice on the topic (what webhooks and the live
