@@ -139,6 +139,13 @@ async def test_facts_fold_once_however_often_they_are_delivered(
     assert view["clone_id"] == "real-clone"
     assert view["user"] == "alice"
     hour = hour_key(accepted)
+    # The view is one of the fold's writes, the counters and the index are others: the view can
+    # show "completed" before they land. The claim of R/completed is marked done only once all
+    # of them are applied: wait for that, then read them.
+    await eventually(
+        lambda: mongo_db["logger_folds"].find_one({"_id": f"{rid}/completed", "done": True}),
+        what="the completed fact's fold applied",
+    )
     hourly = await mongo_db["view_requests_hourly"].find_one({"_id": f"enqueue|{hour}|{'t' * 32}"})
     assert hourly["count"] == 1
     assert hourly.get("errors", 0) == 0

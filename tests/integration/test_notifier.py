@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from schemas.base import Model
+from schemas.base import Model, utcnow
 from schemas.codec import decode, encode, envelope_for
 from schemas.heartbeat import AgentHeartbeat
 from schemas.notifications import Notification, Severity
@@ -34,8 +34,9 @@ from tests.support import ThreadedServer, eventually
 
 INTERVAL_S = 0.5
 GROUP_WAIT_S = 0.3
-#: Offline is told within 3 missed intervals plus the group wait; this much more for the tick,
-#: the store and the test's own polling on 2 shared cores.
+#: Offline is told within 3 missed intervals plus the group wait; this much more for the tick
+#: and the notifier's publish on 2 shared cores (the bound is checked on the notification's own
+#: time stamp, so MongoDB's write and the test's polling are not in it).
 SLACK_S = 1.5
 
 
@@ -87,15 +88,37 @@ async def beat(producer: AIOKafkaProducer, bus: Bus, machines: list[str]) -> Non
         await publish(producer, bus, HEARTBEATS, machine, hb)
 
 
+async def beat_at_once(producer: AIOKafkaProducer, bus: Bus, machines: list[str]) -> None:
+    """One heartbeat from each machine, all stamped with the same time and sent in one batch:
+    the machines then fall silent at the same instant, as in a real storm (a switch or a rack
+    going down), however long the sends take."""
+    at = utcnow()
+    sent = []
+    for machine in machines:
+        hb = AgentHeartbeat(machine_id=machine, interval_s=INTERVAL_S)
+        value = encode(envelope_for(HEARTBEATS, hb, created_at=at))
+        topic = HEARTBEATS.named(bus.topic_prefix)
+        sent.append(await producer.send(topic, value, key=machine.encode()))
+    await asyncio.gather(*sent)
+
+
 async def beat_until_known(
     producer: AIOKafkaProducer, bus: Bus, mongo_db: Any, machines: list[str]
 ) -> None:
-    """Heartbeats every interval until the notifier has seen them all (its state topic says)."""
+    """Heartbeats every interval until the notifier has seen them all (its state topic says).
+
+    The last round is the storm's start. Sent one by one, as `beat` does, the last heartbeats
+    were spread over as long as 100 sends take, and so were the machines' offline alerts: on a
+    loaded machine a pause of more than the group wait between two sends split the storm in
+    two notifications (62 + 38 seen), which is the documented rule working (alerts more than
+    `group_wait_s` apart are two groups), not a fault of the notifier. Stamped with one time,
+    the 100 go offline on the same tick: one storm by that rule, whatever the machine's load.
+    """
     settings = notifier_settings(bus)
     wanted = {f"machine:{m}" for m in machines}
 
     async def known() -> bool:
-        await beat(producer, bus, machines)
+        await beat_at_once(producer, bus, machines)
         seen = {key for key, _ in await read_state(settings)}
         if wanted <= seen:
             return True
@@ -126,13 +149,17 @@ async def test_a_simulated_agent_that_stops_is_offline_once_then_back_once(
                 return any(key == "machine:sim-gb1" for key, _ in state)
 
             await eventually(known, what="the notifier to hear the agent")
-        stopped = time.monotonic()
+        stopped = utcnow()
 
         async def offline() -> list[dict[str, Any]]:
             return await notes(mongo_db, "machine_offline", "firing")
 
         [told] = await eventually(offline, what="the offline notification")
-        assert time.monotonic() - stopped <= 3 * INTERVAL_S + GROUP_WAIT_S + SLACK_S
+        # Timed by the notifier's own stamp (when it published the notification), not by when
+        # this test's polling of MongoDB found it: the bound is on the notifier's decision, and
+        # the store's write and the poll's latency on a loaded machine are no part of it.
+        published = told["created_at"].replace(tzinfo=UTC)
+        assert (published - stopped).total_seconds() <= 3 * INTERVAL_S + GROUP_WAIT_S + SLACK_S
         assert told["subject"] == "sim-gb1"
         assert told["fingerprint"] == "machine_offline:sim-gb1"
         await quiet_for(3 * INTERVAL_S + GROUP_WAIT_S)
@@ -169,13 +196,20 @@ async def test_a_storm_is_one_notification_and_a_restart_does_not_tell_it_again(
         async with notifier(settings):
             await quiet_for(3 * INTERVAL_S + GROUP_WAIT_S + SLACK_S)
             assert await storm() == [told]
-            await beat(producer, bus, machines)
+            await beat_at_once(producer, bus, machines)
 
             async def back() -> list[dict[str, Any]]:
                 return await notes(mongo_db, "machine_offline", "resolved")
 
-            resolved = await eventually(back, what="the storm's end")
-            await quiet_for(GROUP_WAIT_S * 2)
+            async def all_back() -> list[dict[str, Any]]:
+                # each heartbeat's resolve is staged as the notifier handles it, so on a loaded
+                # machine the 100 can be told in more than one group: wait for all of them
+                # (a fixed 0.6 s once read 42 of 100), then check how they were grouped
+                docs = await back()
+                return docs if sum(len(d["subjects"]) or 1 for d in docs) >= 100 else []
+
+            resolved = await eventually(all_back, what="the storm's end for all 100 machines")
+            await quiet_for(GROUP_WAIT_S * 2)  # nothing told twice after
             resolved = await back()
             assert sum(len(d["subjects"]) or 1 for d in resolved) == 100
             assert len(resolved) <= 2  # one group (two if the 100 heartbeats straddled a tick)
