@@ -90,3 +90,16 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def queues_seen(db: Any, *names: str, timeout_s: float = 60.0) -> None:
+    """Wait until the monitor's read model of the cluster's queues lists `names`: a mapping is
+    checked against it, and a test's monitor may not have polled its simulator yet (the read
+    model may still hold an earlier test's queues)."""
+    from schemas.collections import QUEUES
+
+    async def probe() -> bool:
+        docs = await db[QUEUES].find({}, {"name": 1}).to_list(None)
+        return set(names) <= {d.get("name") for d in docs}
+
+    await eventually(probe, timeout_s=timeout_s, what=f"the monitor to see queues {names}")

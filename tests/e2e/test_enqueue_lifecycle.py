@@ -20,7 +20,7 @@ from services.monitor.app import run as run_monitor
 from services.monitor.settings import MonitorSettings
 from tests.conftest import Bus
 from tests.fixtures import Worker, monitor_settings, running_worker
-from tests.support import Issuer, eventually
+from tests.support import Issuer, eventually, queues_seen
 
 ALWAYS_FAILS = DEMO_TEMPLATE_IDS["always-fails-demo"]
 SIM_FAILURE = "CUDA out of memory. Tried to allocate 2.50 GiB (simulated failure)"
@@ -32,8 +32,9 @@ def running_monitor(settings: MonitorSettings) -> contextlib.AbstractAsyncContex
 
 
 @pytest.fixture
-async def monitor(bus: Bus, sim: SimServer) -> AsyncIterator[Worker]:
+async def monitor(bus: Bus, sim: SimServer, mongo_db: Any) -> AsyncIterator[Worker]:
     async with running_monitor(monitor_settings(bus, sim)) as worker:
+        await queues_seen(mongo_db, "gpu-a100")
         yield worker
 
 

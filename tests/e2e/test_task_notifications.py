@@ -18,16 +18,17 @@ from tests.conftest import Bus
 from tests.e2e.test_enqueue_lifecycle import ALWAYS_FAILS, SIM_FAILURE, running_monitor
 from tests.fixtures import Worker, monitor_settings
 from tests.integration.test_notifier import notifier, notifier_settings
-from tests.support import Issuer, eventually
+from tests.support import Issuer, eventually, queues_seen
 
 
 @pytest.fixture
-async def cluster(bus: Bus, sim: SimServer) -> AsyncIterator[None]:
+async def cluster(bus: Bus, sim: SimServer, mongo_db: Any) -> AsyncIterator[None]:
     """The monitor and the notifier, running beside the enqueuer fixture."""
     async with (
         running_monitor(monitor_settings(bus, sim)),
         notifier(notifier_settings(bus)),
     ):
+        await queues_seen(mongo_db, "gpu-a100")
         yield
 
 
