@@ -225,12 +225,23 @@ class MongoCounters:
 
     db: AsyncDatabase[Doc]
     timeout_s: float
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def add(self, key: str, n: int) -> int:
+        # One add per bucket at a time from this process: FerretDB 1.x applies an update outside
+        # a transaction on its SQLite backend (FerretDB issue #3040), so two `$inc` of one
+        # document at once can lose one. This removes the races within a copy; those between
+        # copies remain on that backend (MongoDB's `$inc` is atomic).
+        lock = self._locks.setdefault(key, asyncio.Lock())
         try:
-            return await self._add(key, n)
-        except DuplicateKeyError:  # two first upserts of one bucket at once: the loser retries
-            return await self._add(key, n)
+            async with lock:
+                try:
+                    return await self._add(key, n)
+                except DuplicateKeyError:  # two first upserts of one bucket: the loser retries
+                    return await self._add(key, n)
+        finally:
+            if not lock.locked() and len(self._locks) > 10_000:
+                self._locks.clear()
 
     async def _add(self, key: str, n: int) -> int:
         doc = await self._bounded(
