@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from clearml_sim.testing import SimServer
 from mlbus.servers.process import free_port
-from mlbus.stack import Fleet
+from mlbus.stack import Fleet, Proc
 from tests.conftest import Bus
 from tests.support import Issuer
 
@@ -48,3 +49,19 @@ async def start(
 ) -> None:
     """Start copies of a service off the event loop (the test's servers run in it)."""
     await asyncio.to_thread(fleet.start, service, copies, args, timeout_s)
+
+
+#: A copy's election terms in its log (runtime/leader.py). The first copy up may be elected alone
+#: and hand over when the second joins: a copy's last term is what counts.
+ELECTION_TERM = re.compile(r"this copy (is now active|stands by)")
+
+
+def log_of(proc: Proc) -> str:
+    """What the copy has logged so far."""
+    assert proc.child is not None
+    return Path(proc.child.log).read_text(errors="replace")
+
+
+def terms_in(text: str) -> list[re.Match[str]]:
+    """The election terms in a copy's log, oldest first ([1] is "is now active"/"stands by")."""
+    return list(ELECTION_TERM.finditer(text))

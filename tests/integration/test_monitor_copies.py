@@ -9,7 +9,6 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from schemas.tasks import TaskEventKind
 from schemas.topics import TASK_EVENTS
 from services.monitor.shares import partition_of
 from tests.conftest import Bus
-from tests.copies import fleet_env, running_fleet, start
+from tests.copies import fleet_env, log_of, running_fleet, start, terms_in
 from tests.integration.test_ingest_access import bearer, map_parking
 from tests.support import Issuer, eventually
 
@@ -36,7 +35,6 @@ _ASSIGNED = re.compile(r"partitions \[([\d, ]*)\] assigned")
 _FOLLOWING = re.compile(r"following request (\S+)")
 #: The resource poller runs in the one copy the election makes active (runtime/leader.py).
 POLLING = "resource state: every"
-_TERM = re.compile(r"this copy (is now active|stands by)")
 
 
 @pytest.fixture
@@ -46,27 +44,22 @@ def sim() -> Iterator[SimServer]:
         yield server
 
 
-def _log(proc: Proc) -> str:
-    assert proc.child is not None
-    return Path(proc.child.log).read_text(errors="replace")
-
-
 def assigned(proc: Proc) -> set[int]:
     """The partitions the copy's last assignment gave it."""
-    found = _ASSIGNED.findall(_log(proc))
+    found = _ASSIGNED.findall(log_of(proc))
     return {int(p) for p in found[-1].split(",") if p.strip()} if found else set()
 
 
 def followed(proc: Proc) -> set[str]:
-    return set(_FOLLOWING.findall(_log(proc)))
+    return set(_FOLLOWING.findall(log_of(proc)))
 
 
 def polling(proc: Proc) -> bool:
     """Whether the copy is the active one now and its resource poller has started. (The first
     copy up may be elected alone, then hand over when the second joins: a log line is not
     enough, the last term is what counts.)"""
-    text = _log(proc)
-    terms = list(_TERM.finditer(text))
+    text = log_of(proc)
+    terms = terms_in(text)
     return bool(terms) and terms[-1][1] == "is now active" and POLLING in text[terms[-1].end() :]
 
 

@@ -6,11 +6,9 @@ in MongoDB)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,25 +20,17 @@ from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import NOTIFICATIONS, TASK_EVENTS
 from services.notifier.tasks import event_id
 from tests.conftest import Bus
-from tests.copies import fleet_env, running_fleet, start
+from tests.copies import fleet_env, log_of, running_fleet, start, terms_in
 from tests.support import eventually
 
 EVENTS, RATE, KILL_AFTER = 200, 20.0, 60
 #: Documented failover bound (README, "Many copies"): the election's session timeout (6 s), one
 #: rebalance, the takeover's reads (state topic, recent notifications).
 FAILOVER_BOUND_S = 15.0
-#: A copy's election terms, in its log. The first copy up is elected alone and hands over when
-#: the second joins, so a copy is active when its *last* term line says so.
-_TERM = re.compile(r"this copy (is now active|stands by)")
-
-
-def _log(proc: Proc) -> str:
-    assert proc.child is not None
-    return Path(proc.child.log).read_text(errors="replace")
 
 
 def _terms(proc: Proc) -> list[str]:
-    return [m[1] for m in _TERM.finditer(_log(proc))]
+    return [m[1] for m in terms_in(log_of(proc))]
 
 
 def _active_now(proc: Proc) -> bool:
