@@ -31,7 +31,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from runtime.mongo import Doc, StoreUnavailable, store_errors
+from runtime.mongo import Doc, StoreUnavailable, ping, store_errors
 from schemas.collections import CONSOLE_SESSIONS as COLLECTION
 from services.console.errors import SessionsUnavailable
 from services.console.oidc import PendingLogin, Tokens
@@ -164,12 +164,7 @@ class MongoSessions(Sessions):
 
     async def ready(self) -> bool:
         """MongoDB answers a ping."""
-        try:
-            with store_errors():
-                await self.db.command("ping")
-        except StoreUnavailable:
-            return False
-        return True
+        return await ping(self.db.client)
 
     async def put(self, secret: str, session: Session) -> None:
         session.key = key_of(secret)
