@@ -13,7 +13,10 @@ Signed-in sessions are put straight into the console's session store (a bench-on
 Keycloak's login page is what the browser tests cover, not what a page costs.
 
     .venv/bin/python -m bench.console [--logs 100000] [--days 3] [--repeat 50] [--rate 200]
-        [--seconds 10]
+        [--seconds 10] [--data DIR]
+
+With `--data DIR` the filled database is kept there and the next run with the same `--logs` and
+`--days` skips the fill: fill 1,000,000 logs once, then measure when the machine is quiet.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 import secrets
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -252,7 +256,8 @@ async def ondemand_under_load(
 
 
 async def run(args: argparse.Namespace) -> None:
-    stack = Stack()
+    kept = args.data / "fill.json" if args.data else None
+    stack = Stack(mongo_home=args.data / "ferretdb" if args.data else None)
     node_port, console_port = free_port(), free_port()
     console = f"http://127.0.0.1:{console_port}"
     cookies = {"admin": secrets.token_urlsafe(32), "user": secrets.token_urlsafe(32)}
@@ -267,8 +272,7 @@ async def run(args: argparse.Namespace) -> None:
         from pymongo import AsyncMongoClient
 
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo.uri, tz_aware=True)
-        say(f"filling {args.count:,} logs over {args.days} days, with their read models")
-        report["fill"] = await fill(client["mlbus"], args.count, args.days)
+        report["fill"] = await filled(client["mlbus"], args.count, args.days, kept)
         await client.close()
         stack.spawn(
             "console",
@@ -294,6 +298,29 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await asyncio.to_thread(stack.stop)
     say(f"report: {write_report('console', report)}")
+
+
+async def filled(db: Any, count: int, days: int, kept: Path | None) -> dict[str, Any]:
+    """Fill `count` logs over `days` days, unless the kept database already holds that fill (a
+    fill of 1,000,000 logs takes about half an hour; its logs then end when that fill ended)."""
+    before = _kept_fill(kept, count, days) if kept is not None else None
+    if before is not None:
+        say(f"reusing the {count:,} logs over {days} days filled at {before['at']} ({kept})")
+        return before
+    say(f"filling {count:,} logs over {days} days, with their read models")
+    report = await fill(db, count, days) | {"days": days, "at": time.strftime("%Y-%m-%d %H:%M")}
+    if kept is not None:
+        kept.write_text(json.dumps(report))  # noqa: ASYNC240 - once, after half an hour of fill
+    return report
+
+
+def _kept_fill(kept: Path, count: int, days: int) -> dict[str, Any] | None:
+    if not kept.exists():
+        return None
+    before: dict[str, Any] = json.loads(kept.read_text())
+    if (before["logs"], before["days"]) != (count, days):
+        raise SystemExit(f"{kept.parent} holds another fill ({before}): pick another --data")
+    return before
 
 
 async def pages_and_paint(
@@ -334,6 +361,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--logs", "--count", dest="count", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=3)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="keep FerretDB's data in this directory and reuse its fill in the next run",
+    )
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--paints", type=int, default=10)
     parser.add_argument("--rate", type=float, default=200.0)

@@ -99,11 +99,13 @@ finally:
 class Stack:
     """Kafka, FerretDB, the ClearML simulator, the dev issuer and mlbus services, all fresh."""
 
-    def __init__(self, profile: Sequence[str] = ()) -> None:
+    def __init__(self, profile: Sequence[str] = (), mongo_home: Path | None = None) -> None:
+        """`mongo_home`: FerretDB's data there (kept after the run, reused by the next one)
+        instead of in the run's own temporary directory."""
         self.profile = set(profile)
         self.home = Path(tempfile.mkdtemp(prefix="mlbus-bench-"))
         self.kafka = KafkaServer(self.home / "kafka")
-        self.mongo = FerretDBServer(self.home / "ferretdb")
+        self.mongo = FerretDBServer(mongo_home or self.home / "ferretdb")
         self.children: list[Child] = []
         self.key = SigningKey.load_or_create(self.home / "key.pem")
         self.sim_url = f"http://127.0.0.1:{free_port()}"

@@ -16,6 +16,7 @@ from runtime.lifecycle import settle_heap
 from runtime.mongo import database, mongo_on, ping
 from runtime.rdkafka import RdProducer
 from runtime.webassets import install_api_docs
+from schemas.base import utcnow
 from schemas.topics import REGISTRY
 from services.ingest import (
     admin,
@@ -36,6 +37,7 @@ from services.ingest.bus import Publisher
 from services.ingest.deps import Ingest
 from services.ingest.guard import guard_of, policy_from
 from services.ingest.idempotency import IdempotencyKeys
+from services.ingest.logviews import LogReader
 from services.ingest.mappings import MappingCache
 from services.ingest.refusals import refusal_reporter
 from services.ingest.replies import ReplyWaiter
@@ -102,6 +104,10 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 idempotency=IdempotencyKeys(database(mongo, settings), settings.idempotency_ttl_s),
             )
             app.state.producer, app.state.mongo = enqueue_producer, mongo
+            app.state.log_reader = reader = LogReader(database(mongo, settings))
+            stack.callback(reader.close)
+            warming = asyncio.create_task(reader.warm(utcnow()))  # the dashboard's closed days
+            stack.callback(warming.cancel)
             app.state.resources = ResourceReadModel(
                 database(mongo, settings), settings.resources_cache_s
             )

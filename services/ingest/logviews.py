@@ -11,28 +11,39 @@ stopped (a short page with a cursor).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import Doc, store_errors
+from runtime.mongo import Doc, StoreUnavailable, store_errors
 from schemas.collections import LOG_INDEX, VIEW_DAILY
 from schemas.views import bucket_id, daily_id, day_key, directory_id, slot_key, slot_start_ms
 from services.ingest.logquery import LogFilter, Position
+
+log = logging.getLogger(__name__)
 
 #: Buckets read at once while walking back: one first (often enough: a bucket holds tens of
 #: rows), then more at a time, up to the last, so that a dense filter parses little that it
 #: does not show and a sparse one needs few round trips. Day directories are read the same way.
 PREFETCH = (1, 2, 4, 8)
-#: How long a day's dashboard document, from before yesterday, is served from memory. Such a
-#: day changes only when a long run that started then ends, so the dashboard shows that at most
-#: this late; today and yesterday are read every time. (FerretDB decodes a day's document, with
-#: its hours, in milliseconds: a 30-day dashboard read every refresh cost most of its time.)
+#: How long a day's dashboard document, from before yesterday, is served from memory without
+#: being read again. Such a day changes only when a long run that started then ends. Past this
+#: age it is still served, and read again in the background (stale while revalidating): no
+#: dashboard load waits for the closed days but the very first, and the process reads them
+#: when it starts (`warm`). So the dashboard shows a late change at most this late (one refresh
+#: more on the first look after a quiet spell); today and yesterday are read every time.
+#: (FerretDB decodes a day's document, with its hours, in milliseconds: a 30-day dashboard read
+#: in full cost ~1 s, on every load before this cache and on one load a minute before the
+#: background refresh.)
 CLOSED_DAY_TTL_S = 60.0
+#: Days the dashboard may show (its `days` query's bound): what `warm` reads.
+DASHBOARD_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class LogReader:
         self._db, self._max_buckets = db, max_buckets
         self._gate = asyncio.Semaphore(concurrency)
         self._closed_days: dict[str, tuple[float, Doc | None]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}  # path -> its background read
         self._clock = clock
 
     @property
@@ -151,24 +163,65 @@ class LogReader:
         self, path: str, days: Iterable[str], *, closed_before: str = ""
     ) -> dict[str, Doc]:
         """The `view_requests_daily` documents of these days that exist. Days before
-        `closed_before` (a day key) may come from memory, up to CLOSED_DAY_TTL_S old."""
+        `closed_before` (a day key) come from memory once read: read again in the background
+        when older than CLOSED_DAY_TTL_S."""
         now, keys = self._clock(), list(days)
         found: dict[str, Doc | None] = {}
+        stale: list[str] = []
         for day in keys:
             kept = self._closed_days.get(daily_id(path, day))
-            if day < closed_before and kept is not None and now - kept[0] < CLOSED_DAY_TTL_S:
+            if day < closed_before and kept is not None:
                 found[day] = kept[1]
+                if now - kept[0] >= CLOSED_DAY_TTL_S:
+                    stale.append(day)
+        if stale:
+            self._refresh(path, stale)
         wanted = [d for d in keys if d not in found]
-        docs = await self._all(self._one(VIEW_DAILY, daily_id(path, d)) for d in wanted)
-        for day, doc in zip(wanted, docs, strict=True):
+        for day, doc in (await self._days(path, wanted, closed_before)).items():
             found[day] = doc
+        return {d: doc for d in keys if (doc := found[d]) is not None}
+
+    async def warm(self, now: datetime) -> None:
+        """Read the closed days the dashboard may show, for both paths (at a process's start,
+        so that no dashboard load waits for them)."""
+        closed = day_key(now - timedelta(days=1))
+        days = [day_key(now - timedelta(days=i)) for i in range(2, DASHBOARD_DAYS + 1)]
+        try:
+            for path in ("enqueue", "ondemand"):
+                await self._days(path, days, closed)
+        except StoreUnavailable as e:  # the first dashboard load reads them then
+            log.warning("dashboard days not read at start: %s", e)
+
+    def close(self) -> None:
+        """Stop the background reads (before the client closes)."""
+        for task in self._refreshing.values():
+            task.cancel()
+
+    async def _days(self, path: str, days: list[str], closed_before: str) -> dict[str, Doc | None]:
+        """Read these days now; keep the closed ones."""
+        now = self._clock()
+        docs = await self._all(self._one(VIEW_DAILY, daily_id(path, d)) for d in days)
+        for day, doc in zip(days, docs, strict=True):
             if day < closed_before:
                 self._closed_days[daily_id(path, day)] = (now, doc)
         if len(self._closed_days) > 4 * 366:  # paths x days: never more than a few hundred
             self._closed_days = {
                 k: v for k, v in self._closed_days.items() if now - v[0] < CLOSED_DAY_TTL_S
             }
-        return {d: doc for d in keys if (doc := found[d]) is not None}
+        return dict(zip(days, docs, strict=True))
+
+    def _refresh(self, path: str, days: list[str]) -> None:
+        """Read stale closed days again in the background, one read per path at a time."""
+        running = self._refreshing.get(path)
+        if running is not None and not running.done():
+            return
+        self._refreshing[path] = asyncio.create_task(self._refresh_now(path, days))
+
+    async def _refresh_now(self, path: str, days: list[str]) -> None:
+        try:
+            await self._days(path, days, max(days) + "~")  # every one of them is closed
+        except StoreUnavailable as e:  # kept as they were; the next load asks again
+            log.warning("closed days of %s not read again: %s", path, e)
 
     async def _one(self, collection: str, key: str) -> Doc | None:
         async with self._gate:
