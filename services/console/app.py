@@ -11,18 +11,17 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from runtime.http import EdgeMiddleware, install_probes
 from runtime.mongo import database, mongo_on
-from runtime.webassets import ASSETS_PATH, VENDOR
+from runtime.webassets import CachedFiles
 from services.console import handlers, logpages, mappings, pages
 from services.console.api import IngestApi
 from services.console.errors import ConsoleError, NotSignedIn
 from services.console.oidc import Provider
 from services.console.sessions import COOKIE, MongoSessions
 from services.console.settings import ConsoleSettings
-from services.console.web import HERE, Console, SecurityHeaders, console_of, csp, render
+from services.console.web import STATIC, Console, SecurityHeaders, console_of, csp, render
 
 SERVICE = "console"
 
@@ -59,8 +58,8 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
     )
     for router in (handlers.router, pages.router, mappings.router, logpages.router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.mount(ASSETS_PATH, StaticFiles(directory=VENDOR), name="vendor-assets")
+    for prefix, directory in STATIC.items():
+        app.mount(prefix, CachedFiles(directory=directory), name=prefix.strip("/"))
 
     @app.exception_handler(ConsoleError)
     async def on_console_error(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runtime.webassets import ASSETS_PATH, VENDOR, versioned
 from services.console import i18n
 from services.console.api import IngestApi
 from services.console.errors import CsrfRefused, Forbidden, NotSignedIn
@@ -28,6 +29,9 @@ TEMPLATES = Environment(
     enable_async=False,
 )
 TEMPLATES.filters["tojson_attr"] = lambda value: json.dumps(value, separators=(",", ":"))
+#: Where the pages' scripts and style sheets are served, each named by version in the pages.
+STATIC = {"/static": HERE / "static", ASSETS_PATH: VENDOR}
+TEMPLATES.globals["asset"] = versioned(STATIC)
 
 
 @dataclass
