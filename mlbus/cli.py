@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "--replicas",
         type=_positive,
         help="copies of each service (ingest on ports 8000, 8010, ...; default: "
-        "MLBUS_REPLICAS, else 1); the agent and the console run once",
+        "MLBUS_REPLICAS, else 1); the agent runs once",
     )
     token = sub.add_parser(
         "token", help="print an access token for a local user (from the stack's Keycloak)"

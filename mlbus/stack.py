@@ -71,11 +71,12 @@ WORKERS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("logger", 9107, ()),
 )
 #: Services that run once whatever the replicas: the agent stands for the GPU machines (one per
-#: machine, by nature), the console is the one address people open (its sessions are in MongoDB,
-#: so copies behind a balancer share them: tests/e2e/test_console_sessions.py).
-SINGLE = frozenset({"agent", "console"})
-#: Copy k (from 0) of a service listens on its first port + k * step: ingest on 8000, 8010, ...
-#: (8001 is the console's), a worker's metrics on 9101, 9201, ...
+#: machine, by nature).
+SINGLE = frozenset({"agent"})
+#: Copy k (from 0) of a service listens on its first port + k * step: ingest on 8000, 8010, ...,
+#: the console on 8001, 8011, ... (its sessions are in MongoDB, so a person signed in on one
+#: copy is signed in on all: tests/e2e/test_console_sessions.py), a worker's metrics on 9101,
+#: 9201, ...
 INGEST_STEP, METRICS_STEP = 10, 100
 MAX_REPLICAS = 8
 PortOf = Callable[[str, int], int]
@@ -88,8 +89,8 @@ def copy_name(service: str, index: int) -> str:
 
 def stack_port(service: str, index: int) -> int:
     """The local stack's port of copy `index` of `service` (ingest's HTTP, a worker's metrics)."""
-    if service == "ingest":
-        return INGEST_PORT + INGEST_STEP * index
+    if service in ("ingest", "console"):
+        return (INGEST_PORT if service == "ingest" else CONSOLE_PORT) + INGEST_STEP * index
     first = {name: port for name, port, _ in WORKERS}[service]
     return first + METRICS_STEP * index
 
@@ -108,6 +109,15 @@ def service_proc(
             f"{url} (HTTP API; docs at /docs)",
             _http_ok(f"{url}/readyz"),
             {"MLBUS_INGEST_PORT": str(port)},
+        )
+    if service == "console":  # its ingest: see Fleet.plan
+        url = f"http://127.0.0.1:{port}"
+        return Proc(
+            name,
+            _py("services.console"),
+            f"{url} (web console; log in as admin / admin, operator / operator or alice / alice)",
+            _http_ok(f"{url}/healthz"),
+            {"MLBUS_CONSOLE_PORT": str(port), "MLBUS_CONSOLE_PUBLIC_URL": url},
         )
     return Proc(
         name,
@@ -135,6 +145,11 @@ class Fleet:
             service_proc(service, i, self._port(service, i), args)
             for i in range(have, have + copies)
         ]
+        ingests = self.copies.get("ingest", [])
+        if service == "console" and ingests:  # copy k reads through ingest copy k (or the last)
+            for i, proc in enumerate(procs, start=have):
+                port = ingests[min(i, len(ingests) - 1)].env["MLBUS_INGEST_PORT"]
+                proc.env["MLBUS_CONSOLE_INGEST_URL"] = f"http://127.0.0.1:{port}"
         self.copies.setdefault(service, []).extend(procs)
         return procs
 
@@ -188,13 +203,7 @@ def _processes(fleet: Fleet, replicas: int = 1) -> list[Proc]:
             _http_ok(f"http://127.0.0.1:{NODE_PORT}/health"),
         ),
         *fleet.plan("ingest", replicas),
-        Proc(
-            "console",
-            _py("services.console"),
-            f"{CONSOLE_URL} (web console; log in as admin / admin, operator / operator or "
-            "alice / alice)",
-            _http_ok(f"{CONSOLE_URL}/healthz"),
-        ),
+        *fleet.plan("console", replicas),
     ]
     for name, _, args in WORKERS:
         if not (REPO / "services" / name / "__main__.py").exists():
@@ -237,8 +246,6 @@ class Stack:
             # the simulator serves its file server under /files
             "MLBUS_INGEST_CLEARML_FILES_HOST": f"http://127.0.0.1:{SIM_PORT}/files",
             "MLBUS_CONSOLE_ISSUER": ISSUER_URL,
-            "MLBUS_CONSOLE_INGEST_URL": INGEST_URL,
-            "MLBUS_CONSOLE_PUBLIC_URL": CONSOLE_URL,
             "PYTHONUNBUFFERED": "1",
         }
         self.fleet = Fleet(self.env, VAR / "logs")

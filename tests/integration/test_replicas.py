@@ -1,5 +1,6 @@
 """`mlbus up --replicas 2` runs two copies of each service that scales: here the same Fleet on
-the test's topics, each copy its own process, on its own port, and ready."""
+the test's topics, each copy its own process, on its own port, and ready; each console copy
+reads through its own ingest copy."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.conftest import Bus
 from tests.copies import fleet_env, running_fleet, start
 from tests.support import Issuer
 
-SCALED = ("ingest", *(name for name, _, _ in WORKERS if name not in SINGLE))
+SCALED = ("ingest", "console", *(name for name, _, _ in WORKERS if name not in SINGLE))
 
 
 async def test_two_copies_of_every_service_run_and_are_ready(
@@ -32,6 +33,9 @@ async def test_two_copies_of_every_service_run_and_are_ready(
                     port = next(iter(proc.env.values()))
                     answer = await client.get(f"http://127.0.0.1:{port}/readyz")
                     assert answer.status_code == 200, (proc.name, answer.text)
+            ingests = [p.env["MLBUS_INGEST_PORT"] for p in fleet.copies["ingest"]]
+            consoles = [p.env["MLBUS_CONSOLE_INGEST_URL"] for p in fleet.copies["console"]]
+            assert consoles == [f"http://127.0.0.1:{port}" for port in ingests]
             # A crash of one copy (SIGKILL) leaves the other serving.
             killed = fleet.kill("ingest", 0)
             assert killed.child is not None
