@@ -6,17 +6,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
-import sys
-from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
+from mlbus.readme_part import Part
 from runtime.clearml import ClearMLSettings
 from runtime.settings import SHARED_PREFIX, BusSettings
 from services.agent.settings import AgentSettings
@@ -28,7 +26,6 @@ from services.logger.settings import LoggerSettings
 from services.monitor.settings import MonitorSettings
 from services.notifier.settings import NotifierSettings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN = "<!-- settings:begin (written by `python -m mlbus.settings_doc`: edit the models) -->"
 END = "<!-- settings:end -->"
 SERVICES: tuple[type[BaseSettings], ...] = (
@@ -121,27 +118,16 @@ def render() -> str:
     return "\n".join(out)
 
 
+PART = Part("mlbus.settings_doc", "settings", BEGIN, END, render)
+
+
 def rewritten(readme: str) -> str:
     """`readme` with the generated part replaced."""
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{render()}\n{END}{tail}"
+    return PART.rewritten(readme)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlbus.settings_doc", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if README.md is not current")
-    args = parser.parse_args(argv)
-    text = README.read_text()
-    new = rewritten(text)
-    if args.check:
-        if new != text:
-            sys.stderr.write("README.md's settings are stale: run python -m mlbus.settings_doc\n")
-            return 1
-        return 0
-    if new != text:
-        README.write_text(new)
-    return 0
+    return PART.main(argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ may prefix every name (`MLBUS_TOPIC_PREFIX`), which is also how each test gets i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from schemas.base import Model
@@ -24,7 +25,9 @@ DLQ = "mlbus.dlq"
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """One topic: its name, what keys it, how many partitions, what it carries."""
+    """One topic: its name, what keys it, how many partitions, what it carries, and which of
+    mlbus's services write it and read it (checked against their code by
+    tests/unit/test_dataflow.py; the README's "Data flow" table is written from them)."""
 
     name: str
     key: str
@@ -35,17 +38,41 @@ class TopicSpec:
     compacted: bool = False
     retention_ms: int | None = None
     dlq: str = DLQ
+    producers: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()
 
     def named(self, prefix: str) -> str:
         """The topic's name under a deployment prefix."""
         return f"{prefix}{self.name}"
 
 
-ENQUEUE_REQUESTS = TopicSpec("mlbus.requests.enqueue", "request id", 6, EnqueueTask, "EnqueueTask")
-INFERENCE_REQUESTS = TopicSpec(
-    "mlbus.requests.inference", "request id", 6, InferenceRequested, "InferenceRequested"
+ENQUEUE_REQUESTS = TopicSpec(
+    "mlbus.requests.enqueue",
+    "request id",
+    6,
+    EnqueueTask,
+    "EnqueueTask",
+    producers=("ingest",),
+    consumers=("enqueuer",),
 )
-TASK_EVENTS = TopicSpec("mlbus.events.task", "request id", 3, TaskEvent, "TaskEvent")
+INFERENCE_REQUESTS = TopicSpec(
+    "mlbus.requests.inference",
+    "request id",
+    6,
+    InferenceRequested,
+    "InferenceRequested",
+    producers=("ingest",),
+    consumers=("inference_router",),
+)
+TASK_EVENTS = TopicSpec(
+    "mlbus.events.task",
+    "request id",
+    3,
+    TaskEvent,
+    "TaskEvent",
+    producers=("enqueuer", "monitor"),
+    consumers=("monitor", "logger", "notifier"),  # the monitor's partitions share its requests
+)
 HEARTBEATS = TopicSpec(
     "mlbus.heartbeats",
     "machine id",
@@ -53,19 +80,66 @@ HEARTBEATS = TopicSpec(
     AgentHeartbeat,
     "AgentHeartbeat",
     retention_ms=3_600_000,
+    producers=("agent",),
+    consumers=("monitor", "notifier"),
 )
 RESOURCE_STATE = TopicSpec(
-    "mlbus.state.resources", "machine id", 3, ResourceState, "ResourceState", compacted=True
+    "mlbus.state.resources",
+    "machine id",
+    3,
+    ResourceState,
+    "ResourceState",
+    compacted=True,
+    producers=("monitor",),  # for readers outside mlbus: ingest reads the monitor's read model
 )
 QUEUE_STATE = TopicSpec(
-    "mlbus.state.queues", "queue id", 3, QueueState, "QueueState", compacted=True
+    "mlbus.state.queues",
+    "queue id",
+    3,
+    QueueState,
+    "QueueState",
+    compacted=True,
+    producers=("monitor",),
+    consumers=("notifier",),
 )
-NOTIFICATIONS = TopicSpec("mlbus.notifications", "subject", 3, Notification, "Notification")
+NOTIFICATIONS = TopicSpec(
+    "mlbus.notifications",
+    "subject",
+    3,
+    Notification,
+    "Notification",
+    producers=("notifier", "enqueuer", "inference_router", "ingest"),
+    consumers=("notifier", "ingest"),  # the notifier stores and sends; ingest streams (SSE)
+)
 NOTIFIER_STATE = TopicSpec(
-    "mlbus.state.notifier", "state key", 1, NotifierState, "NotifierState", compacted=True
+    "mlbus.state.notifier",
+    "state key",
+    1,
+    NotifierState,
+    "NotifierState",
+    compacted=True,
+    producers=("notifier",),
+    consumers=("notifier",),
 )
-LOGS = TopicSpec("mlbus.logs", "request id", 3, RequestLogged, "RequestLogged")
-DEAD_LETTERS = TopicSpec(DLQ, "original key", 1, DeadLetter, "DeadLetter", dlq="")
+LOGS = TopicSpec(
+    "mlbus.logs",
+    "request id",
+    3,
+    RequestLogged,
+    "RequestLogged",
+    producers=("enqueuer", "inference_router"),
+    consumers=("logger",),
+)
+DEAD_LETTERS = TopicSpec(
+    DLQ,
+    "original key",
+    1,
+    DeadLetter,
+    "DeadLetter",
+    dlq="",
+    producers=("enqueuer", "monitor", "inference_router", "notifier", "logger"),
+    consumers=("mlbus dlq",),  # a person: show, replay
+)
 
 #: Reply topics are per ingest instance: `mlbus.replies.<instance>` (one partition each).
 REPLIES_PREFIX = "mlbus.replies."
@@ -76,6 +150,8 @@ REPLY_TEMPLATE = TopicSpec(
     InferenceReplied,
     "InferenceReplied",
     retention_ms=600_000,
+    producers=("inference_router",),
+    consumers=("ingest",),
 )
 
 REGISTRY: tuple[TopicSpec, ...] = (
@@ -96,11 +172,4 @@ BY_TYPE: dict[str, TopicSpec] = {t.message_type: t for t in (*REGISTRY, REPLY_TE
 
 def reply_topic(instance: str) -> TopicSpec:
     """The reply topic of one ingest instance."""
-    return TopicSpec(
-        REPLIES_PREFIX + instance,
-        REPLY_TEMPLATE.key,
-        1,
-        InferenceReplied,
-        REPLY_TEMPLATE.message_type,
-        retention_ms=REPLY_TEMPLATE.retention_ms,
-    )
+    return dataclasses.replace(REPLY_TEMPLATE, name=REPLIES_PREFIX + instance)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlbus import settings_doc
+from mlbus.readme_part import README
 from runtime.settings import BusSettings, WorkerSettings
 from services.enqueuer.settings import EnqueuerSettings
 from services.inference_router.settings import InferenceRouterSettings
@@ -68,7 +69,7 @@ def test_readme_settings_tables_are_the_models() -> None:
 
 
 def test_stale_readme_is_caught() -> None:
-    readme = settings_doc.README.read_text()
+    readme = README.read_text()
     stale = readme.replace(
         "| `MLBUS_LOGGER_MAX_BATCH` | `500` |", "| `MLBUS_LOGGER_MAX_BATCH` | `50` |"
     )
