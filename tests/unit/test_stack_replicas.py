@@ -14,17 +14,38 @@ from mlbus.stack import Fleet, _processes, replicas_setting
 def test_two_replicas_run_two_copies_of_each_service_on_ports_of_their_own() -> None:
     procs = _processes(Fleet({}, Path("var/logs")), 2)
     names = [p.name for p in procs]
-    for service in ("ingest", "enqueuer", "monitor", "inference_router", "notifier", "logger"):
+    for service in (
+        "ingest",
+        "console",
+        "enqueuer",
+        "monitor",
+        "inference_router",
+        "notifier",
+        "logger",
+    ):
         assert names.count(service) == 1, names
         assert names.count(f"{service}-2") == 1, names
-    for once in ("agent", "console", "clearml-sim", "serving-node"):
+    for once in ("agent", "clearml-sim", "serving-node"):
         assert names.count(once) == 1
         assert f"{once}-2" not in names
-    ports = [port for p in procs for port in p.env.values()]
+    ports = [port for p in procs for name, port in p.env.items() if name.endswith("_PORT")]
     assert len(ports) == len(set(ports))
     assert {p.env["MLBUS_INGEST_PORT"] for p in procs if p.name.startswith("ingest")} == {
         "8000",
         "8010",
+    }
+    consoles = {p.name: p.env for p in procs if p.name.startswith("console")}
+    assert consoles == {
+        "console": {
+            "MLBUS_CONSOLE_PORT": "8001",
+            "MLBUS_CONSOLE_PUBLIC_URL": "http://127.0.0.1:8001",
+            "MLBUS_CONSOLE_INGEST_URL": "http://127.0.0.1:8000",
+        },
+        "console-2": {
+            "MLBUS_CONSOLE_PORT": "8011",
+            "MLBUS_CONSOLE_PUBLIC_URL": "http://127.0.0.1:8011",
+            "MLBUS_CONSOLE_INGEST_URL": "http://127.0.0.1:8010",
+        },
     }
     monitors = {p.name: p.env["MLBUS_MONITOR_METRICS_PORT"] for p in procs if "monitor" in p.name}
     assert monitors == {"monitor": "9102", "monitor-2": "9202"}
