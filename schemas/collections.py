@@ -73,7 +73,8 @@ COLLECTIONS: tuple[Collection, ...] = (
         ENQUEUE_LOGS,
         ("enqueuer", "monitor"),
         ("enqueuer", "monitor", "ingest", "logger"),
-        "an enqueue request's log: status (schemas.status), history, task id, timings",
+        "an enqueue request's log: status (schemas.status), history, task id, timings; the "
+        "monitor's outbox of task events not yet on Kafka (by kind)",
     ),
     Collection(
         ONDEMAND_LOGS,

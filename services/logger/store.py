@@ -48,7 +48,10 @@ READ_MODELS = (VIEW_ENQUEUE, VIEW_ONDEMAND, VIEW_HOURLY, VIEW_DAILY, VIEW_USAGE,
 LIVE_VIEWS: dict[str, tuple[str, list[dict[str, Any]]]] = {
     LIVE_ENQUEUE: (
         ENQUEUE_LOGS,
-        [{"$project": {"input": 0}}, {"$addFields": {"request_id": "$_id", "target": "$task_id"}}],
+        [
+            {"$project": {"input": 0, "outbox": 0}},
+            {"$addFields": {"request_id": "$_id", "target": "$task_id"}},
+        ],
     ),
     LIVE_ONDEMAND: (
         ONDEMAND_LOGS,

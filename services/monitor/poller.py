@@ -6,10 +6,12 @@ appearing (deleted on the server) or is back in `created` (reset) for `vanish_po
 row ends its request as stopped, with words saying so, rather than leaving it queued or running
 for ever.
 
-Order of effects per change, and why: the log document first (what the flow author reads), then
-the in-memory status, then the event. An event whose publish failed stays pending on the request
-and is sent again on the next tick, so a Kafka hiccup delays it but never loses it; a request
-leaves the watch set only when it has ended *and* its events are out. A ClearML or MongoDB
+Order of effects per change, and why: the log document first, with the event in its outbox (what
+the flow author reads, and what survives a crash), then the in-memory status, then the event,
+then its removal from the outbox. An event whose publish failed stays pending on the request and
+is sent again on the next tick, so a Kafka hiccup delays it but never loses it; nor does a crash
+(the next copy to follow the request finds it in the outbox); a request leaves the watch set only
+when it has ended *and* its events are out. A ClearML or MongoDB
 outage costs a tick, never the loop.
 """
 
@@ -60,7 +62,11 @@ class StatusSource(Protocol):
 class ChangeStore(Protocol):
     """Where changes are recorded (enqueue_logs)."""
 
-    async def record(self, request_id: str, change: Change, at: datetime) -> bool: ...
+    async def record(
+        self, request_id: str, change: Change, at: datetime, event: TaskEvent | None = None
+    ) -> bool: ...
+
+    async def sent(self, request_id: str, event: TaskEvent) -> None: ...
 
 
 class Poller:
@@ -161,16 +167,16 @@ class Poller:
 
     async def _record(self, watched: Watched, change: Change) -> None:
         request_id_var.set(watched.request_id)
+        event = event_for(watched, change)
         try:
-            written = await self._store.record(watched.request_id, change, utcnow())
+            written = await self._store.record(watched.request_id, change, utcnow(), event)
         except StoreUnavailable as exc:
             log.warning("could not record %s (%s); trying again next tick", change.status, exc)
             return
-        event = event_for(watched, change) if written else None
         if written:
             log.info("request %s", change.status)
         watched.status = change.status
-        if event is not None:
+        if written and event is not None:
             watched.pending.append(event)
         await self._flush(watched)
 
@@ -182,6 +188,10 @@ class Poller:
             except PublishFailed as exc:
                 log.warning("task event not published (%s); trying again next tick", exc)
                 return
-            watched.pending.pop(0)
+            event = watched.pending.pop(0)
+            try:
+                await self._store.sent(watched.request_id, event)
+            except StoreUnavailable as exc:  # left in the outbox: published again after a restart
+                log.warning("task event %s sent but not marked so (%s)", event.kind.value, exc)
         if watched.status in ENDED:
             self._watch.drop(watched.request_id)

@@ -10,8 +10,10 @@ dropped. A copy killed outright loses its partitions when its session times out 
 load that fails (MongoDB away) is tried again at the next tick.
 
 Two copies never follow one request for long (only between a revocation's drop and the next
-owner's load is a request followed by none), and even then a change is recorded, and its event
-published, once: `TaskLogStore.record` is guarded by the document's own status.
+owner's load is a request followed by none), and even then a change is recorded once:
+`TaskLogStore.record` is guarded by the document's own status. Its event goes out with it, at
+least once: a crash between the record and the publish leaves the event in the document's
+outbox, and the next owner publishes it.
 """
 
 from __future__ import annotations

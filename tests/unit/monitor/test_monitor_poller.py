@@ -67,19 +67,29 @@ class FakeStore:
     def add(self, rid: str, status: str = "queued") -> None:
         self.docs[rid] = {"status": status, "history": [{"status": status}]}
 
-    async def record(self, request_id: str, change: Change, at: datetime) -> bool:
+    async def record(
+        self, request_id: str, change: Change, at: datetime, event: TaskEvent | None = None
+    ) -> bool:
         if self.down:
             raise StoreUnavailable("no primary")
         doc = self.docs.get(request_id)
         if doc is None or doc["status"] == change.status or doc["status"] in ENDED:
             return False
         doc["status"] = change.status
+        if event is not None:
+            doc.setdefault("outbox", []).append(event)
         if change.message:
             doc["error"] = change.message
         if change.results is not None:
             doc["results"], doc["result_uris"] = change.results, change.uris
         doc["history"].append({"status": change.status, "at": at, "message": change.message})
         return True
+
+    async def sent(self, request_id: str, event: TaskEvent) -> None:
+        if self.down:
+            raise StoreUnavailable("no primary")
+        outbox = self.docs[request_id].get("outbox", [])
+        self.docs[request_id]["outbox"] = [e for e in outbox if e.kind != event.kind]
 
     def timeline(self, rid: str) -> list[str]:
         return [h["status"] for h in self.docs[rid]["history"]]
@@ -210,6 +220,24 @@ async def test_events_kafka_did_not_take_are_sent_later_in_order(rig: Rig) -> No
     await rig.poller.tick()
     assert rig.bus.kinds() == [TaskEventKind.STARTED, TaskEventKind.FAILED]
     assert len(rig.watch) == 0
+
+
+async def test_a_copy_killed_before_publishing_leaves_its_events_to_the_next(rig: Rig) -> None:
+    rig.follow()
+    rig.bus.down = True  # the broker never takes them: the copy is then killed
+    rig.clearml.set("c1", "in_progress")
+    await rig.poller.tick()
+    rig.clearml.set("c1", "completed")
+    await rig.poller.tick()
+    outbox = rig.store.docs["r1"]["outbox"]
+    assert [e.kind for e in outbox] == [TaskEventKind.STARTED, TaskEventKind.COMPLETED]
+    # the next owner loads the request with its outbox (TaskLogStore.active) and publishes it
+    bus, watch = FakeBus(), WatchSet()
+    watch.add(Watched("r1", "c1", "completed", "alice", "t1", "gpu-a100", pending=list(outbox)))
+    await Poller(rig.clearml, rig.store, bus, watch, poll_s=0.01).tick()
+    assert bus.kinds() == [TaskEventKind.STARTED, TaskEventKind.COMPLETED]
+    assert rig.store.docs["r1"]["outbox"] == []
+    assert len(watch) == 0
 
 
 async def test_clone_ids_are_polled_in_chunks(rig: Rig) -> None:
