@@ -1,0 +1,3 @@
+from schemas.snapshots import main
+
+raise SystemExit(main())
