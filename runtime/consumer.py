@@ -6,8 +6,9 @@ Guarantees, in order of importance:
 - a message that cannot be handled (schema error, permanent error, or a transient error that
   outlived its retries) goes to the dead-letter topic with its original bytes and the reason,
   *then* its offset is committed: nothing is dropped, nothing blocks the partition;
-- too many dead letters in a row means something is broken beyond one message: the loop stops
-  loudly (ConsumerHalted) instead of dead-lettering the whole topic;
+- too many dead letters on a partition, in a row or as a share of its recent messages, means
+  something is broken beyond one message: the loop stops loudly (ConsumerHalted) instead of
+  dead-lettering the whole topic (`DeadLetterLimit`, as arroyo's `DlqLimit`);
 - messages with the same key are handled in order; different keys run concurrently;
 - on stop, the batch in hand finishes and is committed before the loop returns;
 - when a rebalance takes partitions away, the work in flight finishes and is committed before
@@ -22,7 +23,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +106,51 @@ def drain_of(consumer: Any) -> DrainOnRevoke | None:
 
 
 class ConsumerHalted(RuntimeError):
-    """Too many dead letters in a row: the worker stops rather than dead-letter everything."""
+    """Too many dead letters: the worker stops rather than dead-letter everything."""
+
+
+@dataclass
+class _Partition:
+    in_a_row: int = 0
+    recent: deque[bool] = field(default_factory=deque)  # True: dead-lettered
+    dead: int = 0  # in `recent`
+
+
+@dataclass
+class DeadLetterLimit:
+    """When a partition's dead letters say something is broken beyond one message (arroyo's
+    `DlqLimit`): `max_consecutive` in a row, or at least `max_ratio` of its last `window`
+    messages (judged once `window` have been seen). Per partition: one partition full of bad
+    messages is not hidden by good ones on the others, nor the other way round."""
+
+    max_consecutive: int = 100
+    max_ratio: float = 0.5
+    window: int = 1000
+    _partitions: dict[tuple[str, int], _Partition] = field(default_factory=dict)
+
+    def handled(self, topic: str, partition: int) -> None:
+        self._see(topic, partition, dead=False)
+
+    def dead(self, topic: str, partition: int) -> str | None:
+        """Count a dead letter; the reason to stop, when there is one."""
+        seen = self._see(topic, partition, dead=True)
+        if seen.in_a_row >= self.max_consecutive:
+            return f"{seen.in_a_row} dead letters in a row on {topic} partition {partition}"
+        if len(seen.recent) >= self.window and seen.dead >= self.max_ratio * self.window:
+            return (
+                f"{seen.dead} dead letters in the last {self.window} messages on {topic} "
+                f"partition {partition}"
+            )
+        return None
+
+    def _see(self, topic: str, partition: int, *, dead: bool) -> _Partition:
+        seen = self._partitions.setdefault((topic, partition), _Partition())
+        seen.in_a_row = seen.in_a_row + 1 if dead else 0
+        seen.recent.append(dead)
+        seen.dead += dead
+        if len(seen.recent) > self.window:
+            seen.dead -= seen.recent.popleft()
+        return seen
 
 
 @dataclass(frozen=True)
@@ -114,7 +159,9 @@ class LoopConfig:
 
     max_batch: int = 500
     concurrency: int = 32
-    max_consecutive_dead: int = 100
+    max_consecutive_dead: int = 100  # per partition
+    max_dead_ratio: float = 0.5  # of a partition's last `dead_ratio_window` messages
+    dead_ratio_window: int = 1000
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll_timeout_ms: int = 200
     commit_interval_s: float = 0.0  # the pipelined loop commits at most this often
@@ -169,7 +216,9 @@ class ConsumerLoop:
         self._consumer, self._producer = consumer, producer
         self._handler, self._on_failure, self._config = handler, on_failure, config
         self._topic = spec.named(settings.topic_prefix)
-        self._dead_in_a_row = 0
+        self._dead = DeadLetterLimit(
+            config.max_consecutive_dead, config.max_dead_ratio, config.dead_ratio_window
+        )
         self._group = str(getattr(consumer, "_group_id", "") or service)
         self._idle = asyncio.Event()  # no batch in hand (set: nothing for a revocation to wait)
         self._idle.set()
@@ -256,7 +305,7 @@ class ConsumerLoop:
             log.exception("unexpected error handling message")
             await self._fail(record, envelope, exc)
         else:
-            self._dead_in_a_row = 0
+            self._dead.handled(record.topic, record.partition)
             metrics.MESSAGES_HANDLED.labels(self._service, self._spec.name).inc()
             log.debug("handled %s", envelope.type)
         finally:
@@ -293,11 +342,9 @@ class ConsumerLoop:
             DEAD_LETTERS.named(self._settings.topic_prefix), encode(envelope), key=record.key
         )
         metrics.DEAD_LETTERS.labels(self._service, self._spec.name).inc()
-        self._dead_in_a_row += 1
-        if self._dead_in_a_row >= self._config.max_consecutive_dead:
-            raise ConsumerHalted(
-                f"{self._dead_in_a_row} dead letters in a row on {self._topic}: stopping"
-            )
+        reason = self._dead.dead(record.topic, record.partition)
+        if reason is not None:
+            raise ConsumerHalted(f"{reason}: stopping")
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         await self._commit_offsets(

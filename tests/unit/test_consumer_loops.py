@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
-from runtime.consumer import ConsumerHalted, ConsumerLoop, LoopConfig
+from runtime.consumer import ConsumerHalted, ConsumerLoop, DeadLetterLimit, LoopConfig
 from runtime.pipeline import PipelinedConsumerLoop
 from runtime.retry import PermanentError, RetryPolicy
 from runtime.settings import BusSettings
@@ -228,3 +228,26 @@ async def test_the_pipelined_loop_drains_on_stop_and_halts_like_the_batch_loop()
     with pytest.raises(ConsumerHalted):
         await asyncio.wait_for(made.run(asyncio.Event()), 5)
     assert len(producer.sent) >= 3
+
+
+def test_dead_letters_are_counted_per_partition_in_a_row_and_as_a_share() -> None:
+    limit = DeadLetterLimit(max_consecutive=3, max_ratio=0.5, window=10)
+    # two dead letters on each of two partitions, interleaved: neither is 3 in a row
+    for _ in range(2):
+        assert limit.dead("t", 0) is None
+        assert limit.dead("t", 1) is None
+    assert limit.dead("t", 0) == "3 dead letters in a row on t partition 0"
+    # one message in two dead-lettered, never 3 in a row: stops when the window is full
+    limit = DeadLetterLimit(max_consecutive=3, max_ratio=0.5, window=10)
+    reasons = []
+    for _ in range(5):
+        limit.handled("t", 0)
+        reasons.append(limit.dead("t", 0))
+    assert reasons == [None] * 4 + ["5 dead letters in the last 10 messages on t partition 0"]
+    # under the share, the window slides: old dead letters leave it
+    limit = DeadLetterLimit(max_consecutive=3, max_ratio=0.5, window=10)
+    for n in range(100):
+        if n % 3 == 0:
+            assert limit.dead("t", 0) is None
+        else:
+            limit.handled("t", 0)
