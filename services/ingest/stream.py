@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from runtime.kafka import client_auth, ensure_topics, partitions_of
+from runtime.broadcast import open_reader
+from runtime.kafka import ensure_topics
 from runtime.settings import BusSettings
 from schemas.codec import SchemaError, decode
 from schemas.notifications import Notification
@@ -84,27 +85,9 @@ class NotificationHub:
     async def start(self) -> None:
         """Position at the end of every partition, then start reading."""
         await ensure_topics(self._settings, [NOTIFICATIONS])
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            client_id=f"{self._settings.instance}-notifications",
-            **client_auth(self._settings),
+        consumer, _ = await open_reader(
+            self._settings, self._topic, name="notifications", start="end"
         )
-        await consumer.start()
-        try:
-            partitions = [
-                TopicPartition(self._topic, p)
-                for p in await partitions_of(self._settings.kafka_bootstrap, self._topic)
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_end(*partitions)
-            for partition in partitions:  # resolve now: nothing published after start is missed
-                await consumer.position(partition)
-        except BaseException:
-            await consumer.stop()
-            raise
         self._consumer = consumer
         self._task = asyncio.create_task(self._read(), name="notification-hub")
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from runtime.kafka import client_auth, partitions_of
+from runtime.broadcast import open_reader
 from runtime.settings import BusSettings
 from schemas.base import utcnow
 from schemas.codec import SchemaError, decode
@@ -62,39 +61,9 @@ class HeartbeatFeed:
 
     async def start(self) -> None:
         """Assign every partition and position each `lookback_s` back (its end if nothing is)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            client_id=f"{self._settings.instance}-heartbeats",
-            **client_auth(self._settings),
+        self._consumer, _ = await open_reader(
+            self._settings, self._topic, name="heartbeats", start=self._lookback_s
         )
-        await consumer.start()
-        try:
-            partitions = await self._partitions()
-            consumer.assign(partitions)
-            since_ms = int((time.time() - self._lookback_s) * 1000)
-            found = await consumer.offsets_for_times(dict.fromkeys(partitions, since_ms))
-            for tp in partitions:
-                if (offset := found.get(tp)) is not None:
-                    consumer.seek(tp, offset.offset)
-                else:
-                    await consumer.seek_to_end(tp)
-        except BaseException:
-            await consumer.stop()
-            raise
-        self._consumer = consumer
-
-    async def _partitions(self) -> list[TopicPartition]:
-        """The topic's partitions; a topic created a moment ago takes a little while to show
-        in the metadata."""
-        for _ in range(METADATA_TRIES):
-            found = await partitions_of(self._settings.kafka_bootstrap, self._topic)
-            if found:
-                return [TopicPartition(self._topic, p) for p in found]
-            await asyncio.sleep(0.25)
-        raise RuntimeError(f"topic {self._topic} has no partitions (not created?)")
 
     async def stop(self) -> None:
         """Stop reading."""

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from runtime.kafka import client_auth
+from runtime.broadcast import open_reader, reading, to_end
 from runtime.settings import BusSettings
 from schemas.codec import SchemaError, decode, encode, envelope_for
 from schemas.notifier_state import NotifierState
@@ -71,25 +71,11 @@ def _value(state: NotifierState | None) -> bytes | None:
 async def read_all(settings: BusSettings) -> list[Record]:
     """Every record of the state topic, oldest first, up to its end at the time of the call."""
     topic = NOTIFIER_STATE.named(settings.topic_prefix)
-    tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=f"{settings.instance}-state",
-        group_id=None,
-        enable_auto_commit=False,
-        **client_auth(settings),
-    )
-    await consumer.start()
-    records: list[Record] = []
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while await consumer.position(tp) < end:
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            records += [_record(m.key, m.value) for m in batch.get(tp, [])]
-    finally:
-        await consumer.stop()
+    async with reading(settings, topic, name="state", start="beginning", partitions=[0]) as (
+        consumer,
+        tps,
+    ):
+        records = [_record(m.key, m.value) async for m in to_end(consumer, tps)]
     return [r for r in records if r[0]]
 
 
@@ -118,18 +104,15 @@ class StateTail:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the topic until `stop` is set."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            client_id=f"{self._settings.instance}-state-tail",
-            group_id=None,
-            enable_auto_commit=False,
-            **client_auth(self._settings),
+        consumer, _ = await open_reader(
+            self._settings,
+            self._tp.topic,
+            name="state-tail",
+            start="beginning",
+            partitions=[self._tp.partition],
         )
-        await consumer.start()
         self._consumer = consumer
         try:
-            consumer.assign([self._tp])
-            await consumer.seek_to_beginning(self._tp)
             while not stop.is_set():
                 batch = await consumer.getmany(self._tp, timeout_ms=200)
                 for message in batch.get(self._tp, []):
