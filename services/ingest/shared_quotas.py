@@ -425,25 +425,64 @@ class SharedTasks:
 
 @dataclass
 class MongoSlots:
-    """Seats and markers in `task_slots`; every call bounded by `timeout_s`."""
+    """Seats and markers in `task_slots`; every call bounded by `timeout_s`.
+
+    Inserts are grouped: while one is in flight, those that arrive wait and then go together in
+    one unordered `insert_many` (at most `batch` documents), so under load a seat costs a share
+    of a round trip; alone, a request waits for nobody. Each request's documents are still
+    inserted in order, as `Slots.insert` promises: one that went in after one of its own was
+    refused is deleted again (a retry's marker refused but its seat taken)."""
 
     db: AsyncDatabase[Doc]
     timeout_s: float
+    batch: int = 512
+    _waiting: list[tuple[list[Doc], asyncio.Future[set[int]]]] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
 
     async def insert(self, docs: Sequence[Doc]) -> int:
+        done: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((list(docs), done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        refused = await done
+        went_in = next((i for i in range(len(docs)) if i in refused), len(docs))
+        for i, doc in enumerate(docs):
+            if i > went_in and i not in refused:  # in after one of its own was refused: undo
+                request = doc.get("request")
+                await self.delete(str(doc["_id"]), None if request is None else str(request))
+        return went_in
+
+    async def _flush_all(self) -> None:
+        while self._waiting:
+            group: list[tuple[list[Doc], asyncio.Future[set[int]]]] = []
+            size = 0
+            while self._waiting and (not group or size + len(self._waiting[0][0]) <= self.batch):
+                group.append(self._waiting.pop(0))
+                size += len(group[-1][0])
+            try:
+                refused = await self._insert_many([d for docs, _ in group for d in docs])
+            except Exception as e:  # every waiter gets the error as its own
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            start = 0
+            for docs, done in group:
+                mine = {i - start for i in refused if start <= i < start + len(docs)}
+                start += len(docs)
+                if not done.done():
+                    done.set_result(mine)
+
+    async def _insert_many(self, docs: list[Doc]) -> set[int]:
+        """The indexes of `docs` whose `_id` was taken."""
         try:
-            if len(docs) == 1:
-                await self._bounded(self.db[SLOTS].insert_one(docs[0]))
-            else:
-                await self._bounded(self.db[SLOTS].insert_many(list(docs), ordered=True))
-        except DuplicateKeyError:
-            return 0
+            await self._bounded(self.db[SLOTS].insert_many(docs, ordered=False))
         except BulkWriteError as e:
             errors = e.details.get("writeErrors", [])
             if not errors or any(err.get("code") != 11000 for err in errors):
                 raise
-            return int(min(err["index"] for err in errors))
-        return len(docs)
+            return {int(err["index"]) for err in errors}
+        return set()
 
     async def of_user(self, user: str) -> list[Doc]:
         found: list[Doc] = await self._bounded(self.db[SLOTS].find({"user": user}).to_list(None))

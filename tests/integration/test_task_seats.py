@@ -48,3 +48,21 @@ async def test_racing_reservers_on_ferretdb_seat_exactly_the_limit(mongo_db: Any
     assert await mongo_db[TASK_SLOTS].find_one({"_id": marker_id(first)}) is None
     assert await copies[1].reserve("a|lice", "late", 5)
     assert not await copies[0].reserve("a|lice", "later", 5)
+
+
+async def test_concurrent_seats_share_round_trips(mongo_db: Any) -> None:
+    """What one copy carries: requests that arrive while an insert is in flight go together."""
+    trips: list[int] = []
+
+    class Counted(MongoSlots):
+        async def _insert_many(self, docs: list[dict[str, object]]) -> set[int]:
+            trips.append(len(docs))
+            return await super()._insert_many(docs)
+
+    tasks = SharedTasks(Counted(mongo_db, TIMEOUT_S), no_status, 3600)
+    passed = await asyncio.gather(*(tasks.reserve("bob", f"r{i}", 10**9) for i in range(300)))
+    assert all(passed)
+    assert sum(trips) == 600  # a marker and a seat each, nothing refused
+    assert len(trips) < 300 / 4, trips
+    seats = await mongo_db[TASK_SLOTS].count_documents({"_id": {"$regex": "^s\\|"}})
+    assert seats == 300
