@@ -429,9 +429,10 @@ class MongoSlots:
 
     Inserts are grouped: while one is in flight, those that arrive wait and then go together in
     one unordered `insert_many` (at most `batch` documents), so under load a seat costs a share
-    of a round trip; alone, a request waits for nobody. Each request's documents are still
-    inserted in order, as `Slots.insert` promises: one that went in after one of its own was
-    refused is deleted again (a retry's marker refused but its seat taken)."""
+    of a round trip; alone, a request waits for nobody, and no request waits past `timeout_s` in
+    all (one that waited that long without being sent is not sent). Each request's documents
+    are still inserted in order, as `Slots.insert` promises: one that went in after one of its
+    own was refused is deleted again (a retry's marker refused but its seat taken)."""
 
     db: AsyncDatabase[Doc]
     timeout_s: float
@@ -441,10 +442,16 @@ class MongoSlots:
 
     async def insert(self, docs: Sequence[Doc]) -> int:
         done: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((list(docs), done))
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # told even if unawaited
+        entry = (list(docs), done)
+        self._waiting.append(entry)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        refused = await done
+        try:  # `timeout_s` bounds the wait for the insert in flight and this one together
+            refused = await asyncio.wait_for(asyncio.shield(done), self.timeout_s)
+        except TimeoutError as e:
+            self._waiting = [w for w in self._waiting if w is not entry]  # if not sent: never
+            raise StoreDown(f"no answer in {self.timeout_s:g} s") from e
         went_in = next((i for i in range(len(docs)) if i in refused), len(docs))
         for i, doc in enumerate(docs):
             if i > went_in and i not in refused:  # in after one of its own was refused: undo

@@ -8,8 +8,10 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from runtime.mongo import Doc
-from services.ingest.shared_quotas import SharedTasks, marker_id, seat_id
+from services.ingest.shared_quotas import MongoSlots, SharedTasks, StoreDown, marker_id, seat_id
 
 
 class DictSlots:
@@ -219,3 +221,35 @@ def test_keys_stay_unambiguous_whatever_the_user_name() -> None:
     assert seat_id("a|1", 2) != seat_id("a", 12)
     assert seat_id("a|1", 2) == "s|2|a|1"
     assert marker_id("s|1|a") != seat_id("a", 1)
+
+
+class StuckSlots:
+    """A collection whose inserts never answer (a paused FerretDB)."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []
+        self.in_flight = asyncio.Event()
+
+    def __getitem__(self, name: str) -> StuckSlots:
+        return self
+
+    async def insert_many(self, docs: list[Doc], ordered: bool) -> None:
+        self.sent.append([str(d["_id"]) for d in docs])
+        self.in_flight.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_seat_waiting_behind_a_stuck_insert_waits_no_longer_than_the_timeout() -> None:
+    """Grouped inserts: one that arrives while another is in flight waits for it, and then for
+    its own; the store's timeout bounds both together, so the caller falls back in time."""
+    store = StuckSlots()
+    slots = MongoSlots(store, 1.0)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    first = asyncio.create_task(slots.insert([{"_id": "a", "request": "a"}]))
+    await asyncio.wait_for(store.in_flight.wait(), 5)  # the first insert is in flight
+    started = loop.time()
+    with pytest.raises(StoreDown):
+        await slots.insert([{"_id": "b", "request": "b"}])
+    assert loop.time() - started < 1.4  # not 1.0 for the first plus 1.0 for its own
+    with pytest.raises(StoreDown):
+        await first
