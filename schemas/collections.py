@@ -102,7 +102,9 @@ COLLECTIONS: tuple[Collection, ...] = (
         TASK_SLOTS,
         ("ingest",),
         ("ingest",),
-        "a user's enqueued task holding a slot until it ends",
+        "a seat `s|<k>|<user>` (k < the user's task quota) {user, request, at}, held by an "
+        "enqueued task until it ends; its request's marker `r|<request id>` {user, request, seat, "
+        "at}; read by user only when a user's seats look taken",
         indexes=((("user", 1),),),
     ),
     Collection(IDEMPOTENCY_KEYS, ("ingest",), ("ingest",), "an Idempotency-Key's claim and answer"),

@@ -18,6 +18,7 @@ from services.ingest.quotas import ActiveTasks, Lookup, SlidingWindow, exceeded,
 from services.ingest.settings import IngestSettings
 from services.ingest.shared_quotas import (
     MongoCounters,
+    MongoSlots,
     SharedTasks,
     SharedWindow,
     StoreDown,
@@ -153,7 +154,8 @@ async def guard_of(
     cleaner = asyncio.create_task(_forget_old_buckets(counters, settings.quota_window_s))
     stack.callback(cleaner.cancel)
     window = SharedWindow(counters, settings.quota_window_s)
-    tasks = SharedTasks(db, lookup, settings.quota_store_timeout_s, settings.task_slot_max_age_s)
+    slots = MongoSlots(db, settings.quota_store_timeout_s)
+    tasks = SharedTasks(slots, lookup, settings.task_slot_max_age_s)
     return Guard(settings, lookup, (window, tasks))
 
 

@@ -6,10 +6,13 @@
   sliding-window counter; its error is at most one bucket's share, `window_s / BUCKETS`).
   Buckets that have closed are read once and kept; a copy leases requests from the current
   bucket in batches (`lease_size`), so a busy user's requests rarely wait for MongoDB.
-- **Concurrent tasks:** one document per accepted enqueue (`task_slots`, `_id` the request id).
-  A request inserts its slot first and then counts its user's slots, so two ingests racing for the
-  last slot can both refuse but never both pass; at the limit, slots whose request has ended (or
-  that are older than `task_slot_max_age_s`) are swept first.
+- **Concurrent tasks:** seats. A user with limit L has L seats (`task_slots`, `_id`
+  `s|<k>|<user>`); a request takes one with a unique `_id` insert (atomic on every backend, so
+  at most L pass across any number of copies), after its marker (`r|<request id>`, in the same
+  ordered insert) that makes a retry under the same id hold one seat. A few seats are tried at
+  random, so taking one costs one round trip by `_id` whatever the number of seats held; only
+  when those are taken are the user's seats read, the ones whose request has ended (or that are
+  older than `task_slot_max_age_s`) freed, and a free one taken, or the request refused.
 
 If MongoDB does not answer within `quota_store_timeout_s`, the process falls back to its own
 counts (`quotas.py`) and logs it: a paused database slows no caller, and quotas then hold per copy.
@@ -21,15 +24,16 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from runtime.mongo import Doc, StoreUnavailable, create_indexes, store_errors
 from schemas.collections import QUOTA_COUNTERS as RATES
@@ -273,50 +277,235 @@ class MongoCounters:
             raise StoreDown(str(e) or type(e).__name__) from e
 
 
+#: Seats tried at random before a user's seats are read (the scan, only near the limit).
+SEAT_TRIES = 3
+#: Up to this limit, the free seats after a scan are listed and tried in turn; above it, drawn.
+LISTED_SEATS = 10_000
+
+
+def seat_id(user: str, k: int) -> str:
+    """Seat `k` of `user`. The user goes last (any character in a name keeps it unambiguous),
+    and the prefix keeps seats apart from request markers."""
+    return f"s|{k}|{user}"
+
+
+def marker_id(request_id: str) -> str:
+    """The marker of a request holding a seat: a retry under its id finds it by `_id`."""
+    return f"r|{request_id}"
+
+
+class Slots(Protocol):
+    """Where seats and markers live (MongoDB `task_slots`; a dict in unit tests). Every call is
+    by `_id` but `of_user`, the one scan, made only when a user's seats look taken."""
+
+    async def insert(self, docs: Sequence[Doc]) -> int:
+        """Insert `docs` in order, stopping at the first whose `_id` is taken: how many went in."""
+        ...
+
+    async def of_user(self, user: str) -> list[Doc]:
+        """Every seat and marker of `user`."""
+        ...
+
+    async def get(self, _id: str) -> Doc | None: ...
+
+    async def delete(self, _id: str, request: str | None = None) -> bool:
+        """Delete `_id` (only while it holds `request`, when given); True when this call did."""
+        ...
+
+    async def set_seat(self, marker: str, seat: str) -> None: ...
+
+
 @dataclass
 class SharedTasks:
-    """Enqueue requests per user that may still be queued or running, across processes."""
+    """Enqueue requests per user that may still be queued or running, across processes.
 
-    db: AsyncDatabase[Doc]
+    A user with limit L has L possible seats (`seat_id(user, k)`, k in [0, L)); a request takes
+    one by inserting it, and a unique `_id` insert is atomic on every backend, so two requests
+    never hold one seat and at most L pass, whatever the number of copies. The request's marker
+    (`marker_id`, naming its seat) goes in first, in the same ordered insert: a retry under the
+    same request id finds it and holds no second seat. A few seats are tried at random; only
+    when all are taken are the user's documents read, the seats of ended (or too old) requests
+    freed, and a free one taken, or the request refused.
+    """
+
+    slots: Slots
     lookup: Lookup
-    timeout_s: float
     max_age_s: float
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    rng: random.Random = field(default_factory=random.Random)
 
     async def reserve(self, user: str, request_id: str, limit: int) -> bool:
-        """Take a slot for `request_id`; False (and no slot) when `user` is at the limit."""
-        slots = self.db[SLOTS]
-        now = datetime.now(UTC)
-        try:
-            await self._bounded(slots.insert_one({"_id": request_id, "user": user, "at": now}))
-        except DuplicateKeyError:
-            return True  # the same request again (a retry under the same id) holds one slot
-        # Counting stops past the limit: the cost does not grow with a generous quota.
-        if await self._bounded(slots.count_documents({"user": user}, limit=limit + 1)) <= limit:
+        """Take a seat for `request_id`; False (and no seat) when `user` is at the limit."""
+        if limit <= 0:
+            return False
+        now = self.clock()
+        tries = self.rng.sample(range(limit), min(SEAT_TRIES, limit))
+        first = seat_id(user, tries[0])
+        marker = {"_id": marker_id(request_id), "user": user, "request": request_id, "at": now}
+        went_in = await self.slots.insert([{**marker, "seat": first}, self._seat(first, marker)])
+        if went_in != 1:  # 2: seated; 0: the same request again, which holds its seat already
             return True
-        await self._sweep(user, now)
-        if await self._bounded(slots.count_documents({"user": user}, limit=limit + 1)) <= limit:
-            return True
-        await self.release(request_id)
+        for k in tries[1:]:
+            if await self._take(seat_id(user, k), marker):
+                return True
+        held = await self._sweep(user, now)
+        for k in self._free(limit, held):
+            if await self._take(seat_id(user, k), marker):
+                return True
+        await self.slots.delete(marker_id(request_id))
         return False
 
     async def release(self, request_id: str) -> None:
-        """The request never got in, or it ended."""
-        await self._bounded(self.db[SLOTS].delete_one({"_id": request_id}))
+        """The request never got in: free its seat (by `_id`)."""
+        found = await self.slots.get(marker_id(request_id))
+        if found is None:
+            return
+        # Whoever deletes the marker frees the seat: a sweep at the same time frees it only once.
+        if await self.slots.delete(marker_id(request_id)) and found.get("seat"):
+            await self.slots.delete(str(found["seat"]), request_id)
 
-    async def _sweep(self, user: str, now: datetime) -> None:
-        docs: list[dict[str, Any]] = await self._bounded(
-            self.db[SLOTS].find({"user": user}).to_list(None)
-        )
+    @staticmethod
+    def _seat(seat: str, marker: Doc) -> Doc:
+        return {
+            "_id": seat,
+            "user": marker["user"],
+            "request": marker["request"],
+            "at": marker["at"],
+        }
+
+    async def _take(self, seat: str, marker: Doc) -> bool:
+        if not await self.slots.insert([self._seat(seat, marker)]):
+            return False
+        await self.slots.set_seat(str(marker["_id"]), seat)
+        return True
+
+    def _free(self, limit: int, held: set[int]) -> Iterable[int]:
+        """Seats not held by a request still running, in random order."""
+        if limit <= LISTED_SEATS:
+            free = [k for k in range(limit) if k not in held]
+            self.rng.shuffle(free)
+            yield from free
+            return
+        if len(held) >= limit:
+            return
+        for _ in range(4 * SEAT_TRIES):
+            k = self.rng.randrange(limit)
+            if k not in held:
+                yield k
+
+    async def _sweep(self, user: str, now: datetime) -> set[int]:
+        """Free the seats of ended (or too old) requests; the seats still held. Whoever deletes
+        a request's marker frees its seat, so two sweeps free a seat once; a seat left without
+        a marker (a copy died between the two deletes) is freed only while it holds the same
+        request, so a seat taken again in between is kept."""
+        docs = await self.slots.of_user(user)
+        seats = {str(d["_id"]): d for d in docs if str(d["_id"]).startswith("s|")}
+        markers = {str(d["request"]): d for d in docs if str(d["_id"]).startswith("r|")}
         too_old = now - timedelta(seconds=self.max_age_s)
-        ids = [str(d["_id"]) for d in docs]
-        statuses = await asyncio.gather(*(self.lookup(rid) for rid in ids))
-        done = [
+        started = {str(d["request"]): _aware(_when(d["at"])) for d in docs}
+        requests = sorted(started)
+        statuses = await asyncio.gather(*(self.lookup(rid) for rid in requests))
+        ended = {
             rid
-            for rid, doc, status in zip(ids, docs, statuses, strict=True)
-            if status in ENDED or _aware(doc["at"]) < too_old
-        ]
-        if done:
-            await self._bounded(self.db[SLOTS].delete_many({"_id": {"$in": done}}))
+            for rid, status in zip(requests, statuses, strict=True)
+            if status in ENDED or started[rid] < too_old
+        }
+        seated = {str(d["request"]) for d in seats.values()}
+
+        async def free(seat: str, rid: str) -> None:
+            if rid not in markers or await self.slots.delete(marker_id(rid)):
+                await self.slots.delete(seat, rid)
+
+        await asyncio.gather(
+            *(free(sid, str(d["request"])) for sid, d in seats.items() if d["request"] in ended),
+            *(self.slots.delete(marker_id(r)) for r in markers if r in ended and r not in seated),
+        )
+        return {int(sid.split("|", 2)[1]) for sid, d in seats.items() if d["request"] not in ended}
+
+
+@dataclass
+class MongoSlots:
+    """Seats and markers in `task_slots`; every call bounded by `timeout_s`.
+
+    Inserts are grouped: while one is in flight, those that arrive wait and then go together in
+    one unordered `insert_many` (at most `batch` documents), so under load a seat costs a share
+    of a round trip; alone, a request waits for nobody, and no request waits past `timeout_s` in
+    all (one that waited that long without being sent is not sent). Each request's documents
+    are still inserted in order, as `Slots.insert` promises: one that went in after one of its
+    own was refused is deleted again (a retry's marker refused but its seat taken)."""
+
+    db: AsyncDatabase[Doc]
+    timeout_s: float
+    batch: int = 512
+    _waiting: list[tuple[list[Doc], asyncio.Future[set[int]]]] = field(default_factory=list)
+    _flusher: asyncio.Task[None] | None = None
+
+    async def insert(self, docs: Sequence[Doc]) -> int:
+        done: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # told even if unawaited
+        entry = (list(docs), done)
+        self._waiting.append(entry)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        try:  # `timeout_s` bounds the wait for the insert in flight and this one together
+            refused = await asyncio.wait_for(asyncio.shield(done), self.timeout_s)
+        except TimeoutError as e:
+            self._waiting = [w for w in self._waiting if w is not entry]  # if not sent: never
+            raise StoreDown(f"no answer in {self.timeout_s:g} s") from e
+        went_in = next((i for i in range(len(docs)) if i in refused), len(docs))
+        for i, doc in enumerate(docs):
+            if i > went_in and i not in refused:  # in after one of its own was refused: undo
+                request = doc.get("request")
+                await self.delete(str(doc["_id"]), None if request is None else str(request))
+        return went_in
+
+    async def _flush_all(self) -> None:
+        while self._waiting:
+            group: list[tuple[list[Doc], asyncio.Future[set[int]]]] = []
+            size = 0
+            while self._waiting and (not group or size + len(self._waiting[0][0]) <= self.batch):
+                group.append(self._waiting.pop(0))
+                size += len(group[-1][0])
+            try:
+                refused = await self._insert_many([d for docs, _ in group for d in docs])
+            except Exception as e:  # every waiter gets the error as its own
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(e)
+                continue
+            start = 0
+            for docs, done in group:
+                mine = {i - start for i in refused if start <= i < start + len(docs)}
+                start += len(docs)
+                if not done.done():
+                    done.set_result(mine)
+
+    async def _insert_many(self, docs: list[Doc]) -> set[int]:
+        """The indexes of `docs` whose `_id` was taken."""
+        try:
+            await self._bounded(self.db[SLOTS].insert_many(docs, ordered=False))
+        except BulkWriteError as e:
+            errors = e.details.get("writeErrors", [])
+            if not errors or any(err.get("code") != 11000 for err in errors):
+                raise
+            return {int(err["index"]) for err in errors}
+        return set()
+
+    async def of_user(self, user: str) -> list[Doc]:
+        found: list[Doc] = await self._bounded(self.db[SLOTS].find({"user": user}).to_list(None))
+        return found
+
+    async def get(self, _id: str) -> Doc | None:
+        found: Doc | None = await self._bounded(self.db[SLOTS].find_one({"_id": _id}))
+        return found
+
+    async def delete(self, _id: str, request: str | None = None) -> bool:
+        query: Doc = {"_id": _id} if request is None else {"_id": _id, "request": request}
+        done = await self._bounded(self.db[SLOTS].delete_one(query))
+        return done.deleted_count == 1
+
+    async def set_seat(self, marker: str, seat: str) -> None:
+        await self._bounded(self.db[SLOTS].update_one({"_id": marker}, {"$set": {"seat": seat}}))
 
     async def _bounded(self, call: Awaitable[T]) -> T:
         try:
@@ -328,6 +517,12 @@ class SharedTasks:
 
 def _count(value: object) -> int:
     return value if isinstance(value, int) else int(str(value))
+
+
+def _when(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"not a time: {value!r}")
+    return value
 
 
 def _aware(at: datetime) -> datetime:
