@@ -156,7 +156,26 @@ async def guard_of(
     window = SharedWindow(counters, settings.quota_window_s)
     slots = MongoSlots(db, settings.quota_store_timeout_s)
     tasks = SharedTasks(slots, lookup, settings.task_slot_max_age_s)
+    sweeper = asyncio.create_task(_sweep_seats(tasks, SEAT_SWEEP_S))
+    stack.callback(sweeper.cancel)
     return Guard(settings, lookup, (window, tasks))
+
+
+#: How often each copy frees the seats of ended requests (see shared_quotas.py).
+SEAT_SWEEP_S = 60.0
+
+
+async def _sweep_seats(tasks: SharedTasks, every_s: float) -> None:
+    """Free the seats of ended requests, every `every_s` (a sweep at a user's limit does it
+    too, but only for that user)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await tasks.sweep()
+        except StoreDown as e:
+            log.info("seats of ended requests kept for now: %s", e)
+        except Exception:  # a bug must not end the sweeps
+            log.exception("seat sweep failed")
 
 
 async def _forget_old_buckets(counters: MongoCounters, window_s: float) -> None:

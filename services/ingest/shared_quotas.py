@@ -302,8 +302,8 @@ class Slots(Protocol):
         """Insert `docs` in order, stopping at the first whose `_id` is taken: how many went in."""
         ...
 
-    async def of_user(self, user: str) -> list[Doc]:
-        """Every seat and marker of `user`."""
+    async def of_user(self, user: str | None) -> list[Doc]:
+        """Every seat and marker of `user` (None: of every user, for the periodic sweep)."""
         ...
 
     async def get(self, _id: str) -> Doc | None: ...
@@ -393,7 +393,13 @@ class SharedTasks:
             if k not in held:
                 yield k
 
-    async def _sweep(self, user: str, now: datetime) -> set[int]:
+    async def sweep(self) -> None:
+        """Free the seats of every user's ended (or too old) requests. Run every minute by each
+        copy: a user who never reaches the limit never sweeps, and the seats and markers of
+        their ended requests would stay for `max_age_s`."""
+        await self._sweep(None, self.clock())
+
+    async def _sweep(self, user: str | None, now: datetime) -> set[int]:
         """Free the seats of ended (or too old) requests; the seats still held. Whoever deletes
         a request's marker frees its seat, so two sweeps free a seat once; a seat left without
         a marker (a copy died between the two deletes) is freed only while it holds the same
@@ -491,8 +497,9 @@ class MongoSlots:
             return {int(err["index"]) for err in errors}
         return set()
 
-    async def of_user(self, user: str) -> list[Doc]:
-        found: list[Doc] = await self._bounded(self.db[SLOTS].find({"user": user}).to_list(None))
+    async def of_user(self, user: str | None) -> list[Doc]:
+        query = {} if user is None else {"user": user}
+        found: list[Doc] = await self._bounded(self.db[SLOTS].find(query).to_list(None))
         return found
 
     async def get(self, _id: str) -> Doc | None:

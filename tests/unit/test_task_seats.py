@@ -30,9 +30,9 @@ class DictSlots:
             self.docs[str(doc["_id"])] = dict(doc)
         return len(docs)
 
-    async def of_user(self, user: str) -> list[Doc]:
+    async def of_user(self, user: str | None) -> list[Doc]:
         await self._turn("of_user")
-        return [dict(d) for d in self.docs.values() if d["user"] == user]
+        return [dict(d) for d in self.docs.values() if user is None or d["user"] == user]
 
     async def get(self, _id: str) -> Doc | None:
         await self._turn("get")
@@ -167,6 +167,19 @@ async def test_seats_of_ended_requests_are_freed_at_the_limit() -> None:
     assert sorted(slots.seats("alice").values()) == ["r0", "r2", "r4"]
     assert marker_id("r1") not in slots.docs  # its marker went with its seat
     assert not await tasks.reserve("alice", "r5", 3)
+
+
+async def test_the_periodic_sweep_frees_ended_requests_of_users_below_their_limit() -> None:
+    slots, statuses = DictSlots(), Statuses()
+    (tasks,) = copies(1, slots, statuses)
+    for user in ("alice", "bob"):
+        for i in range(3):
+            assert await tasks.reserve(user, f"{user}{i}", 10**9)  # never near the limit
+    statuses.status |= {"alice0": "completed", "bob1": "failed", "bob2": "stopped"}
+    await tasks.sweep()
+    assert sorted(slots.seats("alice").values()) == ["alice1", "alice2"]
+    assert sorted(slots.seats("bob").values()) == ["bob0"]
+    assert len(slots.docs) == 2 * 3  # a seat and a marker for each request still running
 
 
 async def test_seats_older_than_the_max_age_are_freed() -> None:
