@@ -89,6 +89,18 @@ async def ping(client: AsyncMongoClient[Doc]) -> bool:
     return True
 
 
+async def is_ferretdb(db: AsyncDatabase[Doc]) -> bool:
+    """Whether the server is FerretDB (its buildInfo says so), whose 1.x updates are not atomic
+    across connections on SQLite (FerretDB issue #3040). Unknown (the server away): True, the
+    careful answer."""
+    try:
+        with store_errors():
+            info = await db.client.admin.command("buildInfo")
+    except StoreUnavailable:
+        return True
+    return "ferretdbVersion" in info
+
+
 def mongo_on(stack: contextlib.AsyncExitStack, settings: BusSettings) -> AsyncMongoClient[Doc]:
     """A client that the stack closes when it unwinds."""
     client = open_mongo(settings)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Request
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import Doc
+from runtime.mongo import Doc, is_ferretdb
 from services.ingest.access import NetworkPolicy, client_address, networks, refusal
 from services.ingest.auth import Principal
 from services.ingest.quotas import ActiveTasks, Lookup, SlidingWindow, exceeded, limit_for
@@ -150,7 +150,7 @@ async def guard_of(
     if not settings.shared_quotas:
         return Guard(settings, lookup)
     await ensure_indexes(db)
-    counters = MongoCounters(db, settings.quota_store_timeout_s)
+    counters = MongoCounters(db, settings.quota_store_timeout_s, serialize=await is_ferretdb(db))
     cleaner = asyncio.create_task(_forget_old_buckets(counters, settings.quota_window_s))
     stack.callback(cleaner.cancel)
     window = SharedWindow(counters, settings.quota_window_s)
