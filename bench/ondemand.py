@@ -117,7 +117,8 @@ async def run(args: argparse.Namespace) -> None:
         stack.extra_env["MLBUS_INGEST_SHARED_QUOTAS"] = "false"
         say("quotas counted by ingest alone (not in MongoDB)")
     node_port = free_port()
-    await asyncio.to_thread(stack.start, ["ingest", "inference_router"])
+    # the logger writes the calls' logs (`ondemand_logs`), which `split` reads
+    await asyncio.to_thread(stack.start, ["ingest", "inference_router", "logger"])
     stack.spawn("serving-node", "-m", "serving_node", "--port", str(node_port))
     await asyncio.to_thread(wait_http, f"http://127.0.0.1:{node_port}/health")
     admin = {"Authorization": f"Bearer {stack.token('admin', ['RootAdmin'])}"}

@@ -262,13 +262,26 @@ class RdGroupConsumer:
     finish, and the loop's commits are made from the callback itself, synchronously."""
 
     def __init__(
-        self, settings: BusSettings, topic: str, group: str, *, buffer: int = 2000
+        self,
+        settings: BusSettings,
+        topic: str,
+        group: str,
+        *,
+        buffer: int = 2000,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
     ) -> None:
         self._topic, self._group_id, self._limit = topic, group, buffer
         self._consumer = Consumer(
             {
                 **_common(settings),
                 "group.id": group,
+                # A member killed outright keeps its partitions, and what it had not committed
+                # waits, until its session times out: librdkafka's default is 45 s, aiokafka's
+                # (the other workers') 10 s. Heartbeats come from librdkafka's own thread, so a
+                # busy event loop does not make a member miss them.
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": heartbeat_interval_ms,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
