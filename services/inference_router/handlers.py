@@ -119,7 +119,9 @@ class InferenceHandler:
                 await self._reply(env, outcome)
         finally:
             await asyncio.wait([logged])
-        logged.result()
+            failure = logged.exception()  # read even when the reply failed first
+        if failure is not None:
+            raise failure
 
     async def _log(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
         entry = call_log(env, outcome)

@@ -2,11 +2,11 @@
 with exactly one raw log (`ondemand_logs`) and is counted once in the read models.
 
 The routers commit their offsets as often as they can (`commit_interval_s=0`), so that a request
-finished just before the kill is committed right away: a router that committed a request before
-its log was safe (a spool in memory, a lingering producer) loses that log for good (this test
-found four such calls out of 160 before the fix). The killed router's calls in hand, and those
-that reach its partitions until the group moves them, are the survivor's once the killed one's
-session ends (10 s): past their deadline by then, each is logged `expired`, once.
+finished just before the kill is committed at once: one committed before its log reached the
+broker would have no log for ever. The killed router's calls in hand, and those that reach its
+partitions until the group moves them, are the survivor's once the killed one's session ends
+(10 s): past their deadline by then, each is logged `expired`, once. Before the fix (librdkafka's
+45 s session), 40 of 164 calls had no log 30 s after the last one.
 """
 
 from __future__ import annotations
