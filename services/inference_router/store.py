@@ -20,7 +20,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.mongo import Doc, store_errors
 from schemas.collections import ENDPOINT_MAPPINGS, ONDEMAND_LOGS, SERVING_MACHINES
-from services.inference_router.errors import StoreUnavailable
 
 DEFAULT_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
@@ -94,10 +93,11 @@ class MappingStore:
 
 class OnDemandLogs:
     """Reads `ondemand_logs` (written by the logger, from each call's RequestLogged): whether a
-    call was answered already. Never on a fresh call's path (see the handler); a lookup is
-    bounded by `timeout_s`, and after one that failed the store is not asked for `rest_s`
-    (while MongoDB is away each late delivery would otherwise wait for the server selection
-    timeout, on its caller's path)."""
+    call was answered already. Never on a fresh call's path (see the handler). A caller waits at
+    most `timeout_s` for a lookup (which is not cancelled: it ends in the background, within the
+    client's own timeouts), and after one that failed or was not waited for, the store is not
+    asked for `rest_s`: while MongoDB is away each late delivery would otherwise wait for it, on
+    its caller's path."""
 
     def __init__(
         self,
@@ -107,33 +107,51 @@ class OnDemandLogs:
         rest_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._logs, self._timeout, self._rest, self._clock = (
-            db[ONDEMAND_LOGS],
-            timeout_s,
-            rest_s,
-            clock,
-        )
+        self._logs, self._timeout, self._rest = db[ONDEMAND_LOGS], timeout_s, rest_s
+        self._clock = clock
         self._asleep_until = float("-inf")
+        self._late: set[asyncio.Task[Any]] = set()  # lookups not waited for, ending
+
+    @property
+    def pending(self) -> int:
+        """Lookups not waited for that are still running."""
+        return len(self._late)
 
     async def answered(self, request_id: str) -> bool:
         """Whether a router has logged an outcome for this request; False when the store cannot
-        tell (then the caller goes on: a model called twice beats a request never answered)."""
+        tell in time (then the caller goes on: a model called twice beats a request never
+        answered)."""
         if self._clock() < self._asleep_until:
             return False
-        try:
-            async with asyncio.timeout(self._timeout):
-                with store_errors():
-                    found = await self._logs.find_one({"_id": request_id}, {"_id": 1})
-        except (StoreUnavailable, TimeoutError) as exc:
-            self._asleep_until = self._clock() + self._rest
-            log.warning(
-                "could not check whether %s was answered (%s); not asking for %.0f s",
-                request_id,
-                exc or type(exc).__name__,
-                self._rest,
-            )
-            return False
-        return found is not None
+        lookup = asyncio.ensure_future(self._find(request_id))
+        done, _ = await asyncio.wait({lookup}, timeout=self._timeout)
+        if lookup not in done:
+            self._late.add(lookup)
+            lookup.add_done_callback(self._ended)
+            return self._resting(request_id, f"no answer within {self._timeout:g} s")
+        failure = lookup.exception()
+        if failure is not None:
+            return self._resting(request_id, str(failure))
+        return bool(lookup.result())
+
+    async def _find(self, request_id: str) -> bool:
+        with store_errors():
+            return await self._logs.find_one({"_id": request_id}, {"_id": 1}) is not None
+
+    def _resting(self, request_id: str, why: str) -> bool:
+        self._asleep_until = self._clock() + self._rest
+        log.warning(
+            "could not check whether %s was answered (%s); not asking for %.0f s",
+            request_id,
+            why,
+            self._rest,
+        )
+        return False
+
+    def _ended(self, lookup: asyncio.Task[Any]) -> None:
+        self._late.discard(lookup)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: nobody waits for it any more
 
 
 async def _call(operation: Any) -> Any:

@@ -20,6 +20,7 @@ from services.inference_router.calllog import call_log
 from services.inference_router.outcomes import Outcome
 from services.inference_router.store import OnDemandLogs
 from services.logger.handlers import fact_of_log, raw_log
+from tests.support import eventually
 
 
 def request(**changes: Any) -> Envelope[InferenceRequested]:
@@ -100,14 +101,19 @@ class FakeLogs:
     def __init__(self) -> None:
         self.mode = "ok"
         self.asked = 0
+        self.released = asyncio.Event()
 
     async def find_one(self, query: dict[str, str], _projection: Any) -> dict[str, Any] | None:
         self.asked += 1
-        if self.mode == "hang":
-            await asyncio.sleep(3600)
+        if self.mode == "hang":  # slower than the caller waits, and not cancelled for it
+            await self.released.wait()
         if self.mode == "away":
             raise ServerSelectionTimeoutError("no server")
         return {"_id": query["_id"]} if query["_id"] == "known" else None
+
+
+async def _done(logs: OnDemandLogs) -> bool:
+    return logs.pending == 0
 
 
 class FakeDb:
@@ -124,9 +130,12 @@ async def test_a_lookup_is_bounded_and_a_failed_one_rests_the_store_a_while() ->
     assert await logs.answered("known")
     assert not await logs.answered("other")
     db.logs.mode = "hang"
-    async with asyncio.timeout(5):  # bounded by its 0.05 s, not the store's hour
+    async with asyncio.timeout(5):  # bounded by its 0.05 s, not the store's slowness
         assert not await logs.answered("known")
+    assert logs.pending == 1  # still running in the background, not cancelled
     db.logs.mode = "ok"
+    db.logs.released.set()
+    await eventually(lambda: _done(logs), what="the late lookup ended")
     assert not await logs.answered("known")  # resting: not asked
     assert db.logs.asked == 3
     clock.now = 5.1
