@@ -152,6 +152,9 @@ async def test_two_of_everything_with_one_of_each_killed_mid_burst(
                         raw = {d["_id"] async for d in mongo_db[ONDEMAND_LOGS].find({}, {"_id": 1})}
                         last[path]["no_raw_log"] = sorted(rids - raw)
                         missing += last[path]["no_raw_log"]
+                    if missing:  # what their callers were answered, for the diagnosis
+                        by_rid = {rid: (status, round(t, 2)) for _, status, rid, t in results}
+                        last[path]["answers"] = {rid: by_rid.get(rid) for rid in set(missing)}
                     if missing or count != decided:
                         level = False
                 return level
