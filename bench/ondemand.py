@@ -117,7 +117,8 @@ async def run(args: argparse.Namespace) -> None:
         stack.extra_env["MLBUS_OTLP_ENDPOINT"] = _otlp_sink()
         say(f"tracing on: spans exported to {stack.extra_env['MLBUS_OTLP_ENDPOINT']}")
     node_port = free_port()
-    await asyncio.to_thread(stack.start, ["ingest", "inference_router"])
+    # the logger writes the calls' logs (`ondemand_logs`), which `split` reads
+    await asyncio.to_thread(stack.start, ["ingest", "inference_router", "logger"])
     local_url = f"http://127.0.0.1:{free_port()}"
     stack.spawn(  # the same ingest, its quotas counted in its own memory
         "ingest#local",

@@ -262,13 +262,26 @@ class RdGroupConsumer:
     finish, and the loop's commits are made from the callback itself, synchronously."""
 
     def __init__(
-        self, settings: BusSettings, topic: str, group: str, *, buffer: int = 2000
+        self,
+        settings: BusSettings,
+        topic: str,
+        group: str,
+        *,
+        buffer: int = 2000,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
     ) -> None:
         self._topic, self._group_id, self._limit = topic, group, buffer
         self._consumer = Consumer(
             {
                 **_common(settings),
                 "group.id": group,
+                # A member killed outright keeps its partitions, and what it had not committed
+                # waits, until its session times out: librdkafka's default is 45 s, aiokafka's
+                # (the other workers') 10 s. Heartbeats come from librdkafka's own thread, so a
+                # busy event loop does not make a member miss them.
+                "session.timeout.ms": session_timeout_ms,
+                "heartbeat.interval.ms": heartbeat_interval_ms,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
@@ -359,17 +372,9 @@ class RdGroupConsumer:
         while not self._stop.is_set():
             self._run_commits()
             self._flow()
-            generation = self._generation
-            first = self._consumer.poll(_POLL_S)
-            if first is None:
+            records = self._poll_batch()
+            if not records:
                 continue
-            records: list[RdRecord] = []
-            message: Message | None = first
-            while message is not None and len(records) < 500:
-                self._keep(message, records)
-                message = self._consumer.poll(0)
-            if generation != self._generation:
-                continue  # a revocation came within these polls: read again from the commits
             for topic, partition in {(r.topic, r.partition) for r in records}:
                 _, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), cached=True
@@ -379,6 +384,31 @@ class RdGroupConsumer:
             if records and not self._to_loop(self._take, records):
                 return
         self._run_commits()
+
+    def _poll_batch(self, limit: int = 500) -> list[RdRecord]:
+        """What the next polls return (up to `limit`), less what came before a revocation.
+
+        The rebalance callbacks run inside `poll`: a message returned by the poll that ran them
+        comes after them (of the new assignment, fetched from the committed offsets), while the
+        messages polled before a revocation are stale (their partitions are read again from the
+        commits by whoever gets them). Dropping the whole batch instead lost messages for good:
+        when one poll ran the revocation and the assignment, the new assignment's first
+        messages, those its previous owner had not committed (a dead copy's calls in hand),
+        were dropped while the fetch position moved past them.
+        """
+        generation = self._generation
+        message: Message | None = self._consumer.poll(_POLL_S)
+        records: list[RdRecord] = []
+        while message is not None:
+            if generation != self._generation:  # this poll ran a revocation
+                records, generation = [], self._generation
+            self._keep(message, records)
+            if len(records) >= limit:
+                break
+            message = self._consumer.poll(0)
+        if generation != self._generation:  # the last, empty poll ran one
+            records = []
+        return records
 
     def _keep(self, m: Message, records: list[RdRecord]) -> None:
         err = m.error()

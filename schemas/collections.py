@@ -78,9 +78,9 @@ COLLECTIONS: tuple[Collection, ...] = (
     ),
     Collection(
         ONDEMAND_LOGS,
-        ("inference_router",),
+        ("logger",),
         ("inference_router", "ingest", "logger"),
-        "an on-demand call's log: outcome, latency",
+        "an on-demand call's log: outcome, latency (the router's, carried on RequestLogged)",
     ),
     Collection(
         NOTIFICATIONS,

@@ -19,7 +19,7 @@ from services.inference_router.model import ModelClient
 from services.inference_router.notices import Notifier
 from services.inference_router.routes import RouteTable
 from services.inference_router.settings import InferenceRouterSettings
-from services.inference_router.store import MappingStore, OnDemandLogStore
+from services.inference_router.store import MappingStore, OnDemandLogs
 from services.inference_router.transport import open_transport
 
 SERVICE = "inference_router"
@@ -37,13 +37,11 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
         http = await stack.enter_async_context(open_transport(settings))
         # notifications and dead letters
         producer = await start_producer(stack, settings, linger_ms=0)
-        # replies, the latency path: librdkafka, a fraction of aiokafka's CPU per message
+        # replies, the latency path: librdkafka, a fraction of aiokafka's CPU per message; each
+        # call's log goes with its reply, on the same producer (see handlers.py)
         replies = RdProducer(settings)
         await replies.start()
         stack.push_async_callback(replies.stop)
-        # RequestLogged is off the caller's path: its own producer waits a little so that the
-        # logs of many calls share one produce request (acks=all, idempotent, like every other).
-        log_producer = await start_producer(stack, settings, linger_ms=settings.log_linger_ms)
         notifier = Notifier(producer, settings.topic_prefix, settings.breaker_cooldown_s)
         stack.push_async_callback(notifier.drain)
         # the request leg of the latency path: librdkafka too, behind aiokafka's consumer API
@@ -55,9 +53,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
         db = database(mongo, settings)
         routes = RouteTable(MappingStore(db), settings, notifier.breaker_changed)
         model = ModelClient(http, settings.connect_timeout_s)
-        # the call logs' spool: closed (emptied, a bounded wait) before the Mongo client closes
-        logs = OnDemandLogStore(db, settings.log_write_linger_ms / 1000)
-        stack.push_async_callback(logs.close)
+        logs = OnDemandLogs(db)
         handler = InferenceHandler(
             routes,
             model,
@@ -65,8 +61,7 @@ async def run(settings: InferenceRouterSettings, stop: asyncio.Event) -> None:
             replies,
             dedupe_grace_s=settings.dedupe_grace_s,
             replay_check_after_s=settings.replay_check_after_s,
-            logs_prefix=settings.topic_prefix,
-            log_producer=log_producer,
+            topic_prefix=settings.topic_prefix,
         )
         background = [
             asyncio.create_task(routes.keep_fresh(stop)),

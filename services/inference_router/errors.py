@@ -8,8 +8,8 @@ ModelCallError                     a call that did not give a model answer; beco
 ├── ModelFailed                    5xx, reset or unreadable answer after sending: 502 model_failed
 └── ModelTimedOut                  no answer within the call's budget: 504 model_timeout
 RetriableError (runtime.retry)     retried with capped backoff, then dead-lettered
-├── StoreUnavailable               MongoDB away while writing the request log
-└── BusUnavailable                 the reply could not be published
+├── StoreUnavailable               MongoDB away while resolving a route the router has not cached
+└── BusUnavailable                 the reply or the call's log could not be published
 """
 
 from __future__ import annotations

@@ -2,30 +2,33 @@
 
 Every outcome, model and replica failures included, becomes a reply on the request's `reply_to`
 topic; only the bus failing, or the store when a route is not cached, can fail the message (and
-then the consumer loop retries it). The call's log never holds the reply path: it is spooled
-and written in the background (see OnDemandLogStore), so calls are answered while MongoDB is
-away. A delivery of a request id already handled within its deadline is not sent to the
-model again: it gets the first delivery's outcome, whose reply is published once more (identical
-reply envelope, same id) and whose log insert is a no-op.
+then the consumer loop retries it). The call's log goes on the bus with its reply: RequestLogged
+on `mlbus.logs`, carrying the raw log that the logger writes to `ondemand_logs`. The reply is
+produced first (the caller waits for nothing else, MongoDB least of all), the log right behind
+it on the same producer, and the handler returns, so that the request's offset may be committed,
+only once the broker has both: a router that dies before that leaves the request uncommitted,
+and the copy that gets it next logs it (`expired`, once its deadline has passed). A delivery of
+a request id already handled within its deadline is not sent to the model again: it gets the
+first delivery's outcome, whose reply and log are published once more (identical reply
+envelope; the logger keeps one log and one count per call).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from datetime import datetime
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from runtime.kafka import Sender
-from runtime.logbus import LogBus
 from schemas.base import Envelope, utcnow
 from schemas.codec import encode, envelope_for
 from schemas.inference import InferenceReplied, InferenceRequested
-from schemas.logs import RequestLogged
-from schemas.topics import REPLY_TEMPLATE
+from schemas.topics import LOGS, REPLY_TEMPLATE
 from services.inference_router import outcomes
+from services.inference_router.calllog import call_log
 from services.inference_router.dedupe import DedupeCache
 from services.inference_router.errors import (
     BusUnavailable,
@@ -36,7 +39,7 @@ from services.inference_router.errors import (
 from services.inference_router.model import ModelClient
 from services.inference_router.outcomes import Outcome
 from services.inference_router.routes import Route, RouteTable
-from services.inference_router.store import OnDemandLogStore
+from services.inference_router.store import OnDemandLogs
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +59,17 @@ class InferenceHandler:
         self,
         routes: RouteTable,
         model: ModelClient,
-        logs: OnDemandLogStore,
+        logs: OnDemandLogs,
         producer: Sender,
         *,
         dedupe_grace_s: float = 5.0,
         replay_check_after_s: float = 1.0,
-        logs_prefix: str = "",
-        log_producer: AIOKafkaProducer | None = None,
+        topic_prefix: str = "",
     ) -> None:
         self._routes, self._model, self._logs, self._producer = routes, model, logs, producer
         self._grace, self._replay_after = dedupe_grace_s, replay_check_after_s
         self._seen: DedupeCache[Outcome] = DedupeCache()
-        # RequestLogged goes through its own lingering producer (see app.py): it is not on the
-        # caller's path, and batching it saves the broker a request per call. Without one (unit
-        # tests), none is published.
-        self._logbus = (
-            LogBus(log_producer, logs_prefix, "inference_router") if log_producer else None
-        )
+        self._logs_topic = LOGS.named(topic_prefix)
 
     async def __call__(self, env: Envelope[InferenceRequested]) -> None:
         consumed = utcnow()
@@ -83,9 +80,7 @@ class InferenceHandler:
         outcome, duplicate = await self._seen.once(env.id, ttl, lambda: self._handle(env, consumed))
         if duplicate:
             log.info("request delivered again; replying with the first outcome")
-        await self._reply(env, outcome)
-        await self._logs.record(env, outcome)
-        await self._logged(env, outcome)
+        await self._end(env, outcome, reply=True)
 
     async def on_failure(self, env: Envelope[InferenceRequested], exc: Exception) -> None:
         """A request the router gives up on (it goes to the dead letters): its caller gets a 502
@@ -98,11 +93,7 @@ class InferenceHandler:
             message=f"The request could not be handled by the router: {type(exc).__name__}.",
         )
         outcome = Outcome(reply, "failed", utcnow())
-        if env.payload.reply_to:
-            await self._reply(env, outcome)
-        await self._logged(env, outcome)
-        if isinstance(env.payload.deadline, datetime):  # a salvaged message's may be text
-            await self._logs.record(env, outcome)
+        await self._end(env, outcome, reply=bool(env.payload.reply_to))
 
     async def _answered_elsewhere(self, env: Envelope[InferenceRequested], now: datetime) -> bool:
         """A delivery that waited on the bus far longer than usual may be a redelivery of a
@@ -116,25 +107,31 @@ class InferenceHandler:
             return False
         return await self._logs.answered(env.id)
 
-    async def _logged(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
-        """The call's outcome for the logger (after the log write; never fails)."""
-        if self._logbus is None:
-            return
-        p, reply = env.payload, outcome.reply
-        total = (outcome.finished_at - env.created_at).total_seconds() * 1000
-        await self._logbus.logged(
-            RequestLogged(
-                request_id=env.id,
-                path="ondemand",
-                status=outcome.status,
-                user=env.user,
-                target=f"{p.machine_id}/{p.endpoint}" if p.machine_id else "",
-                latency_ms=round(max(total, 0.0), 3),
-                details={"http_status": reply.http_status, "error_code": reply.error_code},
-                at=outcome.finished_at,
-                accepted_at=env.created_at,
+    async def _end(
+        self, env: Envelope[InferenceRequested], outcome: Outcome, *, reply: bool
+    ) -> None:
+        """Reply, and log the call: the reply is produced first, the log behind it (a task that
+        starts when the reply's produce is queued), and both must reach the broker before this
+        returns (BusUnavailable otherwise: the loop tries the message again)."""
+        logged = asyncio.ensure_future(self._log(env, outcome))
+        try:
+            if reply:
+                await self._reply(env, outcome)
+        finally:
+            await asyncio.wait([logged])
+            failure = logged.exception()  # read even when the reply failed first
+        if failure is not None:
+            raise failure
+
+    async def _log(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
+        entry = call_log(env, outcome)
+        envelope = envelope_for(LOGS, entry, id=env.id, user=env.user, trace=env.trace)
+        try:
+            await self._producer.send_and_wait(
+                self._logs_topic, encode(envelope), key=env.id.encode()
             )
-        )
+        except KafkaError as exc:
+            raise BusUnavailable(f"log not published: {exc}") from exc
 
     async def _handle(self, env: Envelope[InferenceRequested], consumed: datetime) -> Outcome:
         p = env.payload

@@ -39,17 +39,6 @@ class InferenceRouterSettings(WorkerSettings):
         description="Offset commits at most this often: each is a broker write, and a replay "
         "after a crash is cheap (past-deadline requests are skipped, replies are by request id).",
     )
-    log_linger_ms: int = Field(
-        default=50,
-        description="Batching wait of RequestLogged publishes (off the caller's path): one "
-        "produce request carries the logs of many calls.",
-    )
-    log_write_linger_ms: int = Field(
-        default=50,
-        ge=0,
-        description="Batching wait of `ondemand_logs` inserts (written after the reply went "
-        "out): one insert_many carries the logs of many calls.",
-    )
     replay_check_after_s: float = Field(
         default=1.0,
         ge=0,

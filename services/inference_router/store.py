@@ -1,30 +1,25 @@
 """The router's MongoDB adapter: reads `serving_machines` and `endpoint_mappings` (written by the
-ingest admin API), writes `ondemand_logs` (one document per request, `_id` = request id).
+ingest admin API) and `ondemand_logs` (one document per request, `_id` = request id, written by
+the logger from the RequestLogged the router publishes with each reply: the router writes
+nothing to MongoDB, so no reply waits for it).
 
 Single lookups are by `_id`, the only index FerretDB answers from; the periodic reload reads the
-two (small) mapping collections whole. Log inserts are spooled and written in the background,
-many per `insert_many` (see OnDemandLogStore); a duplicate `_id` means an earlier delivery
-already logged it.
+two (small) mapping collections whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Sequence
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
-from runtime.mongo import Doc, StoreRefused, store_errors
-from schemas.base import Envelope
+from runtime.mongo import Doc, store_errors
 from schemas.collections import ENDPOINT_MAPPINGS, ONDEMAND_LOGS, SERVING_MACHINES
-from schemas.inference import InferenceRequested
-from services.inference_router.errors import StoreUnavailable
-from services.inference_router.outcomes import Outcome
 
 DEFAULT_TIMEOUT_S = 30.0
 log = logging.getLogger(__name__)
@@ -96,167 +91,67 @@ class MappingStore:
         return _mapping(doc) if doc else None
 
 
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
-def log_doc(env: Envelope[InferenceRequested], outcome: Outcome) -> dict[str, Any]:
-    """The `ondemand_logs` document of one request."""
-    p, reply = env.payload, outcome.reply
-    bus = (outcome.consumed_at - env.created_at).total_seconds() * 1000
-    total = (outcome.finished_at - env.created_at).total_seconds() * 1000
-    return {
-        "_id": env.id,
-        "user": env.user,
-        "machine_id": p.machine_id,
-        "endpoint": p.endpoint,
-        "version": p.version,
-        "serving_task_id": outcome.serving_task_id,
-        "replica_url": outcome.replica_url,
-        "status": outcome.status,
-        "http_status": reply.http_status,
-        "error_code": reply.error_code,
-        "error": reply.message if not reply.ok else None,
-        "latency_ms": {"bus": _ms(max(bus, 0.0)), "model": reply.model_ms, "total": _ms(total)},
-        "created_at": env.created_at,
-        "finished_at": outcome.finished_at,
-    }
-
-
-class OnDemandLogStore:
-    """Writes request logs off the caller's path, through a bounded in-memory spool.
-
-    `record` never waits for MongoDB: it puts the document in the spool and returns. One
-    background writer empties the spool in order, many documents per `insert_many`; while the
-    store is away (StoreUnavailable) it keeps the documents, in order, and tries again with a
-    growing pause (up to `retry_cap_s`), so the router's replies go on meanwhile. A document the
-    store refuses (not as a duplicate) is tried `refused_attempts` times, then dropped and
-    counted. When the spool holds `capacity` documents, a new one is dropped and counted: the
-    call's outcome is also published as RequestLogged (the `logs` topic), which the logger folds
-    into its read models whatever happens here. `close` gives the writer `close_timeout_s` to
-    empty the spool; what a process that dies (or a store still away at close) leaves in it is
-    lost from `ondemand_logs` (it is only in memory), not from the `logs` topic.
-    """
+class OnDemandLogs:
+    """Reads `ondemand_logs` (written by the logger, from each call's RequestLogged): whether a
+    call was answered already. Never on a fresh call's path (see the handler). A caller waits at
+    most `timeout_s` for a lookup (which is not cancelled: it ends in the background, within the
+    client's own timeouts), and after one that failed or was not waited for, the store is not
+    asked for `rest_s`: while MongoDB is away each late delivery would otherwise wait for it, on
+    its caller's path."""
 
     def __init__(
         self,
         db: AsyncDatabase[Doc],
-        linger_s: float = 0.0,
         *,
-        capacity: int = 20_000,
-        max_batch: int = 500,
-        retry_cap_s: float = 2.0,
-        refused_attempts: int = 3,
+        timeout_s: float = 0.5,
+        rest_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._logs = db[ONDEMAND_LOGS]
-        self._linger, self._capacity, self._max = linger_s, capacity, max_batch
-        self._retry_cap, self._refused_attempts = retry_cap_s, refused_attempts
-        self._spool: deque[tuple[dict[str, Any], int]] = deque()  # (document, refusals)
-        self._writer: asyncio.Task[None] | None = None
-        self._emptied = asyncio.Event()
-        self._emptied.set()
-        #: True while the last write found the store away (reads then skip it, see `answered`).
-        self.away = False
-        self.dropped = 0
+        self._logs, self._timeout, self._rest = db[ONDEMAND_LOGS], timeout_s, rest_s
+        self._clock = clock
+        self._asleep_until = float("-inf")
+        self._late: set[asyncio.Task[Any]] = set()  # lookups not waited for, ending
 
     @property
-    def spooled(self) -> int:
-        """Documents waiting to be written."""
-        return len(self._spool)
-
-    async def record(self, env: Envelope[InferenceRequested], outcome: Outcome) -> None:
-        """Log one request: spooled at once, written in the background (a duplicate of an
-        earlier delivery's log is not an error). Never waits for the store."""
-        if len(self._spool) >= self._capacity:
-            self.dropped += 1
-            log.error(
-                "ondemand log spool full (%d): log of %s dropped (%d so far); its outcome is "
-                "still on the logs topic",
-                self._capacity,
-                env.id,
-                self.dropped,
-            )
-            return
-        self._spool.append((log_doc(env, outcome), 0))
-        self._emptied.clear()
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_all())
-
-    async def close(self, timeout_s: float = 5.0) -> None:
-        """Give the writer `timeout_s` to empty the spool, then stop it."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                await self._emptied.wait()
-        except TimeoutError:
-            log.error("%d ondemand logs not written at close (store away)", len(self._spool))
-        writer, self._writer = self._writer, None
-        if writer is not None and not writer.done():
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-
-    async def _write_all(self) -> None:
-        pause = 0.0
-        try:
-            if self._linger > 0:
-                await asyncio.sleep(self._linger)
-            while self._spool:
-                batch = [self._spool[i] for i in range(min(self._max, len(self._spool)))]
-                try:
-                    results = await self._insert([doc for doc, _ in batch])
-                except Exception as exc:  # not a store fault: the documents' own, say
-                    log.exception("ondemand log insert failed")
-                    results = [exc] * len(batch)
-                away = any(isinstance(r, StoreUnavailable) for r in results)
-                for _ in batch:  # the batch leaves the front; what must be retried goes back
-                    self._spool.popleft()
-                again = []
-                for (doc, refusals), result in zip(batch, results, strict=True):
-                    if result is None:
-                        continue
-                    if away or refusals + 1 < self._refused_attempts:
-                        again.append((doc, refusals if away else refusals + 1))
-                    else:
-                        self.dropped += 1
-                        log.error("ondemand log of %s refused, dropped: %s", doc["_id"], result)
-                self._spool.extendleft(reversed(again))  # in their order, before newer ones
-                self.away = away
-                if again:
-                    pause = min(self._retry_cap, max(0.1, pause * 2))
-                    log.warning("%d ondemand logs kept; next try in %.1fs", len(again), pause)
-                    await asyncio.sleep(pause)
-                else:
-                    pause = 0.0
-        finally:
-            if not self._spool:
-                self._emptied.set()
+    def pending(self) -> int:
+        """Lookups not waited for that are still running."""
+        return len(self._late)
 
     async def answered(self, request_id: str) -> bool:
         """Whether a router has logged an outcome for this request; False when the store cannot
-        tell (then the caller goes on: a model called twice beats a request never answered).
-        While the log writer finds the store away, it is not asked (an answer would take the
-        server selection timeout, on the caller's path)."""
-        if self.away:
+        tell in time (then the caller goes on: a model called twice beats a request never
+        answered)."""
+        if self._clock() < self._asleep_until:
             return False
-        try:
-            with store_errors():
-                found = await self._logs.find_one({"_id": request_id}, {"_id": 1})
-        except StoreUnavailable as exc:
-            log.warning("could not check whether %s was answered: %s", request_id, exc)
-            return False
-        return found is not None
+        lookup = asyncio.ensure_future(self._find(request_id))
+        done, _ = await asyncio.wait({lookup}, timeout=self._timeout)
+        if lookup not in done:
+            self._late.add(lookup)
+            lookup.add_done_callback(self._ended)
+            return self._resting(request_id, f"no answer within {self._timeout:g} s")
+        failure = lookup.exception()
+        if failure is not None:
+            return self._resting(request_id, str(failure))
+        return bool(lookup.result())
 
-    async def _insert(self, docs: Sequence[dict[str, Any]]) -> list[Exception | None]:
-        try:
-            with store_errors():
-                await self._logs.insert_many(list(docs), ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            bad = {e["index"] for e in errors if e.get("code") != 11000}
-            failure = StoreRefused(f"log insert failed: {errors[:1]}")
-            return [failure if i in bad else None for i in range(len(docs))]
-        except StoreUnavailable as exc:
-            return [exc] * len(docs)
-        return [None] * len(docs)
+    async def _find(self, request_id: str) -> bool:
+        with store_errors():
+            return await self._logs.find_one({"_id": request_id}, {"_id": 1}) is not None
+
+    def _resting(self, request_id: str, why: str) -> bool:
+        self._asleep_until = self._clock() + self._rest
+        log.warning(
+            "could not check whether %s was answered (%s); not asking for %.0f s",
+            request_id,
+            why,
+            self._rest,
+        )
+        return False
+
+    def _ended(self, lookup: asyncio.Task[Any]) -> None:
+        self._late.discard(lookup)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: nobody waits for it any more
 
 
 async def _call(operation: Any) -> Any:

@@ -1,7 +1,10 @@
 """What one fact about a request changes in the read models (pure: no I/O).
 
 A fact is "request R reached status S" (from RequestLogged or a task event); its idempotency key
-is `R/S`. Its effects:
+is `R/S` for an enqueue request, which goes through many statuses, and `R/outcome` for an
+on-demand call, which ends once: two outcomes of one call (a late "ok" and the "expired" of its
+redelivery after its router died) are one fact, the first folded (the one `ondemand_logs` keeps,
+see `raw_log`). Its effects:
 
 - the view document of R, projected from the raw log (the source of truth) and replaced whole;
 - R's entry in the log index (its index keys and its whole view document, so that a page needs
@@ -76,6 +79,8 @@ _ONDEMAND_FIELDS = (
     "serving_task_id",
 )
 UNKNOWN = "-"
+#: The status part of an on-demand fact's key: a call is folded once, whatever its outcome.
+ONCE = "outcome"
 
 
 @dataclass(frozen=True)
@@ -93,11 +98,13 @@ class Fact:
     target: str | None = None
     latency_ms: float | None = None
     details: dict[str, JSONValue] = field(default_factory=dict)
+    #: The raw log document the fact brings (an on-demand call's), for the logger to store.
+    raw: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
-        """The idempotency key: request id and status."""
-        return f"{self.request_id}/{self.status}"
+        """The idempotency key: request id and status; an on-demand call's outcome, once."""
+        return f"{self.request_id}/{ONCE if self.path == 'ondemand' else self.status}"
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Handling RequestLogged (mlbus.logs) and TaskEvent (mlbus.events.task): each message is one
-fact, folded into the read models once per (request id, status).
+fact, folded into the read models once per (request id, status), an on-demand call once.
+
+An on-demand call's RequestLogged carries its raw log (`record`): the logger is the one writer of
+`ondemand_logs`, and writes it before folding (insert once by request id: the first outcome of a
+call stays, a later one of the same call is a duplicate). The router publishes it with the reply
+and commits the request only after the broker has it, so a router that dies loses no log.
 
 Facts from concurrent messages share one fold (group commit): one `insert_many` of claims, one
 read of each raw log, one write per read-model document. The enqueuer's "queued" and "enqueue
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from runtime import metrics
 from runtime.batching import GroupCommit
@@ -34,6 +40,15 @@ TASK_FACTS: dict[TaskEventKind, tuple[str, bool, bool]] = {
 }
 
 
+def raw_log(entry: RequestLogged) -> dict[str, Any] | None:
+    """The raw log document an on-demand call's RequestLogged carries (`ondemand_logs`: the
+    router's own fields, keyed by request id); None when it carries none."""
+    if entry.path != "ondemand" or entry.record is None:
+        return None
+    doc: dict[str, Any] = {"_id": entry.request_id, "user": entry.user, "status": entry.status}
+    return doc | entry.record.model_dump()
+
+
 def fact_of_log(entry: RequestLogged) -> Fact:
     """The fact a RequestLogged states."""
     ondemand = entry.path == "ondemand"
@@ -49,6 +64,7 @@ def fact_of_log(entry: RequestLogged) -> Fact:
         target=entry.target,
         latency_ms=entry.latency_ms,
         details=entry.details,
+        raw=raw_log(entry),
     )
 
 
@@ -81,6 +97,12 @@ class Folder:
         return await self._commit.submit(fact)
 
     async def _flush(self, facts: Sequence[Fact]) -> list[bool | BaseException]:
+        # The raw logs the facts bring go in first: the fold reads them back (the first of a
+        # request's is the one kept).
+        try:
+            await self._store.insert_raw([f.raw for f in facts if f.raw is not None])
+        except StoreUnavailable as exc:
+            return [exc] * len(facts)
         # Keys applied here whose "done" mark failed: only the mark is left to write.
         marking = {f.key for f in facts if f.key in self._applied}
         if marking:

@@ -117,6 +117,22 @@ class ViewStore:
         with store_errors():
             await asyncio.gather(*(one(k) for k in keys))
 
+    async def insert_raw(self, docs: Sequence[Doc]) -> None:
+        """Store on-demand raw logs (`ondemand_logs`), each once: of two with one request id
+        (here, or one stored before) the first stays."""
+        first: dict[Any, Doc] = {}
+        for doc in docs:
+            first.setdefault(doc["_id"], doc)
+        if not first:
+            return
+        try:
+            with store_errors():
+                await self._db[ONDEMAND_LOGS].insert_many(list(first.values()), ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise StoreRefused(f"raw log insert failed: {errors[:1]}") from exc
+
     async def raw(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Doc]:
         """The raw log documents of (path, request id) pairs that exist."""
         pairs = sorted(set(wanted))

@@ -5,8 +5,8 @@ No service dies; ingest's readiness says `mongodb: down` while it is away, and s
 probe's patience; what was in flight waits or is redelivered: every enqueue answered 202 is
 cloned once and its log says queued; the logger's read models catch up with every request.
 The on-demand path does not stand on MongoDB at all: a call made while it is away is answered
-200 within its deadline (routes come from the router's memory, the call's log is spooled) and
-its log reaches `ondemand_logs` once the store is back."""
+200 within its deadline (routes come from the router's memory, the call's log goes on the bus)
+and its log reaches `ondemand_logs` (the logger writes it) once the store is back."""
 
 from __future__ import annotations
 

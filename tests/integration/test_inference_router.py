@@ -23,10 +23,12 @@ from runtime.kafka import ensure_topics
 from schemas.base import Envelope, utcnow
 from schemas.codec import decode, encode, envelope_for
 from schemas.inference import InferenceReplied, InferenceRequested
+from schemas.logs import RequestLogged
 from schemas.notifications import Notification
-from schemas.topics import INFERENCE_REQUESTS, NOTIFICATIONS, REGISTRY, REPLY_TEMPLATE
+from schemas.topics import INFERENCE_REQUESTS, LOGS, NOTIFICATIONS, REGISTRY, REPLY_TEMPLATE
 from services.inference_router.app import run as run_router
 from services.inference_router.settings import InferenceRouterSettings
+from services.logger.handlers import raw_log
 from serving_node.testing import RunningNode, run_node
 from tests.conftest import Bus
 from tests.fixtures import Worker
@@ -177,13 +179,20 @@ async def test_parking_model_answers_and_the_call_is_logged(bus: Bus, mongo_db: 
         assert 0 <= free_slots <= 200
         assert h.nodes[0].request_count(env.id) == 1
 
-        logs = cast("AsyncDatabase[Any]", mongo_db)["ondemand_logs"]
+        # the call's log: on the logs topic, its raw log inside (the logger writes it)
+        logs = await _consumer(h.bus, LOGS.named(h.bus.topic_prefix))
+        try:
 
-        async def logged() -> dict[str, Any] | None:
-            doc: dict[str, Any] | None = await logs.find_one({"_id": env.id})
-            return doc
+            async def logged() -> RequestLogged | None:
+                batch = await logs.getmany(timeout_ms=200)
+                found = [decode(LOGS, r.value).payload for rs in batch.values() for r in rs]
+                return next((e for e in found if e.request_id == env.id), None)
 
-        doc = await eventually(logged, what="ondemand log")
+            entry = await eventually(logged, what="the call's log published")
+        finally:
+            await logs.stop()
+        doc = raw_log(entry)
+        assert doc is not None
         assert doc["status"] == "ok"
         assert doc["http_status"] == 200
         assert (doc["user"], doc["machine_id"], doc["endpoint"]) == ("alice", MACHINE, ENDPOINT)

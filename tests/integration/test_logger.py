@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from schemas.base import Model, utcnow
 from schemas.codec import encode, envelope_for
-from schemas.logs import RequestLogged
+from schemas.logs import OnDemandRecord, RequestLogged
 from schemas.tasks import TaskEvent, TaskEventKind
 from schemas.topics import LOGS, TASK_EVENTS, TopicSpec
 from schemas.views import hour_key, slot_key
@@ -181,7 +181,9 @@ async def test_a_fact_claimed_but_never_applied_is_folded_when_delivered_again(
         {"_id": rid, "user": "carol", "status": "ok", "created_at": accepted}
     )
     # What a logger that died after claiming leaves behind: a claim not marked done.
-    await mongo_db["logger_folds"].insert_one({"_id": f"{rid}/ok", "at": accepted, "done": False})
+    await mongo_db["logger_folds"].insert_one(
+        {"_id": f"{rid}/outcome", "at": accepted, "done": False}
+    )
     fact = RequestLogged(
         request_id=rid,
         path="ondemand",
@@ -199,7 +201,7 @@ async def test_a_fact_claimed_but_never_applied_is_folded_when_delivered_again(
     )
     assert usage["count"] == 1
     claim = await eventually(
-        lambda: mongo_db["logger_folds"].find_one({"_id": f"{rid}/ok", "done": True}),
+        lambda: mongo_db["logger_folds"].find_one({"_id": f"{rid}/outcome", "done": True}),
         what="the claim marked done",
     )
     assert claim["done"] is True
@@ -210,5 +212,55 @@ async def test_a_fact_claimed_but_never_applied_is_folded_when_delivered_again(
         return folds("duplicate") > before
 
     await eventually(redelivery_seen, what="the redelivery seen")
+    usage = await mongo_db["view_usage_by_user"].find_one({"_id": usage_id})
+    assert usage["count"] == 1
+
+
+async def test_an_ondemand_calls_raw_log_is_written_once_and_its_two_outcomes_counted_once(
+    bus: Bus, mongo_db: Any, logger: Worker, producer: AIOKafkaProducer
+) -> None:
+    """The logger is the one writer of `ondemand_logs`, from the record the router publishes. A
+    call that a dead router answered and whose redelivery another logged `expired` has two
+    outcomes: the first stays, the call counts once."""
+    accepted = utcnow() - timedelta(seconds=4)
+    rid = "d" * 32
+    record = OnDemandRecord(
+        machine_id="m1",
+        endpoint="parking",
+        http_status=200,
+        latency_ms={"bus": 1.0, "model": 3.0, "total": 6.0},
+        created_at=accepted,
+        finished_at=accepted + timedelta(milliseconds=6),
+    )
+    ok = RequestLogged(
+        request_id=rid,
+        path="ondemand",
+        status="ok",
+        user="dora",
+        target="m1/parking",
+        latency_ms=6.0,
+        accepted_at=accepted,
+        record=record,
+    )
+    expired = ok.model_copy(
+        update={
+            "status": "expired",
+            "record": record.model_copy(update={"http_status": 504, "error_code": "expired"}),
+        }
+    )
+    before = folds("duplicate")
+    await publish(producer, bus, LOGS, ok)
+    await publish(producer, bus, LOGS, expired)  # same key, same partition: folded after
+
+    async def second_seen() -> bool:
+        return folds("duplicate") > before
+
+    await eventually(second_seen, what="the second outcome seen as the same fact")
+    usage_id = f"dora|ondemand|{accepted.strftime('%Y-%m-%d')}"
+    raw = await mongo_db["ondemand_logs"].find_one({"_id": rid})
+    assert (raw["status"], raw["http_status"], raw["user"]) == ("ok", 200, "dora")
+    assert raw["created_at"] == accepted.replace(microsecond=accepted.microsecond // 1000 * 1000)
+    view = await mongo_db["view_ondemand_logs"].find_one({"_id": rid})
+    assert view["status"] == "ok"
     usage = await mongo_db["view_usage_by_user"].find_one({"_id": usage_id})
     assert usage["count"] == 1
