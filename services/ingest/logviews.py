@@ -32,16 +32,17 @@ log = logging.getLogger(__name__)
 #: rows), then more at a time, up to the last, so that a dense filter parses little that it
 #: does not show and a sparse one needs few round trips. Day directories are read the same way.
 PREFETCH = (1, 2, 4, 8)
-#: How long a day's dashboard document, from before yesterday, is served from memory without
-#: being read again. Such a day changes only when a long run that started then ends. Past this
-#: age it is still served, and read again in the background (stale while revalidating): no
-#: dashboard load waits for the closed days but the very first, and the process reads them
-#: when it starts (`warm`). So the dashboard shows a late change at most this late (one refresh
-#: more on the first look after a quiet spell); today and yesterday are read every time.
-#: (FerretDB decodes a day's document, with its hours, in milliseconds: a 30-day dashboard read
-#: in full cost ~1 s, on every load before this cache and on one load a minute before the
-#: background refresh.)
-CLOSED_DAY_TTL_S = 60.0
+#: How long a day's dashboard document is served from memory before it is read again (TTL),
+#: and the most it may be served late (bound): today and yesterday 2 s and 10 s, the days
+#: before a minute and ten (such a day changes only when a long run that started then ends).
+#: Between the two, a day is served as kept and read again in the background (stale while
+#: revalidating); past the bound, or never read, it is read now. So, however many people watch
+#: the dashboard, each day is read at most once per TTL, a load while someone watches waits for
+#: no day, and no number is older than its bound. The process reads every day the dashboard
+#: may show when it starts (`warm`). (FerretDB decodes a day's document, with its hours, in
+#: 20-50 ms on this machine: a 30-day dashboard read in full cost ~1 s, and today and yesterday
+#: read on every load cost most of its time.)
+LIVE_TTLS, CLOSED_TTLS = (2.0, 10.0), (60.0, 600.0)
 #: Days the dashboard may show (its `days` query's bound): what `warm` reads.
 DASHBOARD_DAYS = 31
 
@@ -73,7 +74,7 @@ class LogReader:
     ):
         self._db, self._max_buckets = db, max_buckets
         self._gate = asyncio.Semaphore(concurrency)
-        self._closed_days: dict[str, tuple[float, Doc | None]] = {}
+        self._kept: dict[str, tuple[float, Doc | None]] = {}  # daily id -> (read at, doc)
         self._refreshing: dict[str, asyncio.Task[None]] = {}  # path -> its background read
         self._clock = clock
 
@@ -162,33 +163,34 @@ class LogReader:
     async def daily(
         self, path: str, days: Iterable[str], *, closed_before: str = ""
     ) -> dict[str, Doc]:
-        """The `view_requests_daily` documents of these days that exist. Days before
-        `closed_before` (a day key) come from memory once read: read again in the background
-        when older than CLOSED_DAY_TTL_S."""
+        """The `view_requests_daily` documents of these days that exist. A day read once is
+        served from memory, and read again in the background once older than its TTL
+        (LIVE_TTLS from `closed_before`, a day key, on; CLOSED_TTLS before it); a day never
+        read, or not read for longer than its bound, is read now."""
         now, keys = self._clock(), list(days)
         found: dict[str, Doc | None] = {}
         stale: list[str] = []
         for day in keys:
-            kept = self._closed_days.get(daily_id(path, day))
-            if day < closed_before and kept is not None:
+            kept = self._kept.get(daily_id(path, day))
+            ttl, at_most = CLOSED_TTLS if day < closed_before else LIVE_TTLS
+            if kept is not None and now - kept[0] < at_most:
                 found[day] = kept[1]
-                if now - kept[0] >= CLOSED_DAY_TTL_S:
+                if now - kept[0] >= ttl:
                     stale.append(day)
         if stale:
             self._refresh(path, stale)
         wanted = [d for d in keys if d not in found]
-        for day, doc in (await self._days(path, wanted, closed_before)).items():
+        for day, doc in (await self._days(path, wanted)).items():
             found[day] = doc
         return {d: doc for d in keys if (doc := found[d]) is not None}
 
     async def warm(self, now: datetime) -> None:
-        """Read the closed days the dashboard may show, for both paths (at a process's start,
-        so that no dashboard load waits for them)."""
-        closed = day_key(now - timedelta(days=1))
-        days = [day_key(now - timedelta(days=i)) for i in range(2, DASHBOARD_DAYS + 1)]
+        """Read the days the dashboard may show, for both paths (at a process's start, so that
+        no dashboard load waits for them)."""
+        days = [day_key(now - timedelta(days=i)) for i in range(DASHBOARD_DAYS + 1)]
         try:
             for path in ("enqueue", "ondemand"):
-                await self._days(path, days, closed)
+                await self._days(path, days)
         except StoreUnavailable as e:  # the first dashboard load reads them then
             log.warning("dashboard days not read at start: %s", e)
 
@@ -197,21 +199,18 @@ class LogReader:
         for task in self._refreshing.values():
             task.cancel()
 
-    async def _days(self, path: str, days: list[str], closed_before: str) -> dict[str, Doc | None]:
-        """Read these days now; keep the closed ones."""
+    async def _days(self, path: str, days: list[str]) -> dict[str, Doc | None]:
+        """Read these days now, and keep them."""
         now = self._clock()
         docs = await self._all(self._one(VIEW_DAILY, daily_id(path, d)) for d in days)
         for day, doc in zip(days, docs, strict=True):
-            if day < closed_before:
-                self._closed_days[daily_id(path, day)] = (now, doc)
-        if len(self._closed_days) > 4 * 366:  # paths x days: never more than a few hundred
-            self._closed_days = {
-                k: v for k, v in self._closed_days.items() if now - v[0] < CLOSED_DAY_TTL_S
-            }
+            self._kept[daily_id(path, day)] = (now, doc)
+        if len(self._kept) > 4 * 366:  # paths x days: never more than a few hundred
+            self._kept = {k: v for k, v in self._kept.items() if now - v[0] < CLOSED_TTLS[1]}
         return dict(zip(days, docs, strict=True))
 
     def _refresh(self, path: str, days: list[str]) -> None:
-        """Read stale closed days again in the background, one read per path at a time."""
+        """Read stale days again in the background, one read per path at a time."""
         running = self._refreshing.get(path)
         if running is not None and not running.done():
             return
@@ -219,9 +218,9 @@ class LogReader:
 
     async def _refresh_now(self, path: str, days: list[str]) -> None:
         try:
-            await self._days(path, days, max(days) + "~")  # every one of them is closed
+            await self._days(path, days)
         except StoreUnavailable as e:  # kept as they were; the next load asks again
-            log.warning("closed days of %s not read again: %s", path, e)
+            log.warning("dashboard days of %s not read again: %s", path, e)
 
     async def _one(self, collection: str, key: str) -> Doc | None:
         async with self._gate:

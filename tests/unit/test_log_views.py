@@ -399,9 +399,7 @@ def test_a_csv_cell_that_starts_like_a_formula_is_neutralised_in_every_column(st
     assert logcsv.neutralised("plain text") == "plain text"
 
 
-async def test_the_dashboard_reads_recent_days_every_time_and_older_ones_in_the_background() -> (
-    None
-):
+async def test_the_dashboard_reads_a_day_once_per_ttl_waits_only_past_its_bound() -> None:
     store: dict[str, _Collection] = {}
     writes = Writes()
     for days_ago in range(5):
@@ -416,37 +414,48 @@ async def test_the_dashboard_reads_recent_days_every_time_and_older_ones_in_the_
 
     async def counted(query: dict[str, str]) -> dict[str, Any] | None:
         reads.append(query["_id"])
-        if query["_id"] < "enqueue|2026-11-25":  # a closed day
-            await gate.wait()
+        await gate.wait()
         return await find_one(query)
 
     daily.find_one = counted
     clock = [1000.0]
     reader = LogReader(store, clock=lambda: clock[0])  # type: ignore[arg-type]
     days = [f"2026-11-{d}" for d in range(20, 27)]  # 7 days, 5 with requests
-    first = await reader.daily("enqueue", days, closed_before="2026-11-25")
+
+    async def load() -> dict[str, Any]:
+        async with asyncio.timeout(5):  # a load that waited for the (shut) store would hang
+            return await reader.daily("enqueue", days, closed_before="2026-11-25")
+
+    first = await load()
     assert sorted(first) == days[2:]
-    assert len(reads) == 7
+    assert len(reads) == 7  # the first load reads every day
     reads.clear()
-    clock[0] += logviews.CLOSED_DAY_TTL_S - 1
-    assert await reader.daily("enqueue", days, closed_before="2026-11-25") == first
-    assert sorted(reads) == ["enqueue|2026-11-25", "enqueue|2026-11-26"]
-    reads.clear()
-    # Past the TTL: the closed days are served as kept while one background read renews them,
-    # so a load waits for today and yesterday only (reading the closed days now hangs).
-    clock[0] += 2
-    gate.clear()
-    async with asyncio.timeout(5):
-        assert await reader.daily("enqueue", days, closed_before="2026-11-25") == first
-        assert await reader.daily("enqueue", days, closed_before="2026-11-25") == first
+    gate.clear()  # from here on, a read never ends until the gate opens
+    clock[0] += logviews.LIVE_TTLS[0] - 0.5
+    assert await load() == first
+    assert reads == []  # within every TTL: memory only
+    # Past the live TTL: today and yesterday are served as kept while one background read
+    # renews them; two loads start one read, not two.
+    clock[0] += 1
+    assert await load() == first
+    assert await load() == first
     await asyncio.sleep(0.01)
-    # two loads: 2 + 2 reads, and one background read of the 5 closed days, not two
-    assert sorted(reads) == sorted([f"enqueue|{d}" for d in days] + days_ids(days[5:]))
+    assert sorted(reads) == days_ids(days[5:])
     gate.set()
     await asyncio.sleep(0.01)
     reads.clear()
-    assert await reader.daily("enqueue", days, closed_before="2026-11-25") == first
-    assert len(reads) == 2  # renewed: fresh again for a TTL
+    # Past the live bound and the closed TTL: today and yesterday are read now (a number is
+    # never older than its bound), the closed days in the background.
+    clock[0] += logviews.CLOSED_TTLS[0]
+    assert await load() == first
+    await asyncio.sleep(0.01)
+    assert sorted(reads) == days_ids(days)
+    reads.clear()
+    assert await load() == first
+    assert reads == []  # renewed: fresh again
+    clock[0] += logviews.CLOSED_TTLS[1]  # past every bound: every day read now
+    assert await load() == first
+    assert len(reads) == 7
 
 
 def days_ids(days: list[str]) -> list[str]:
@@ -471,4 +480,4 @@ async def test_warm_reads_every_closed_day_the_dashboard_can_show() -> None:
     days = [day_key(AT - timedelta(days=i)) for i in range(logviews.DASHBOARD_DAYS)]
     found = await reader.daily("ondemand", days, closed_before=day_key(AT - timedelta(days=1)))
     assert list(found) == [day_key(AT - timedelta(days=9))]
-    assert sorted(reads) == sorted(f"ondemand|{d}" for d in days[:2])  # today and yesterday
+    assert reads == []  # every day the dashboard can show was read at the start
