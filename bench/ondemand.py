@@ -177,7 +177,9 @@ async def run(args: argparse.Namespace) -> None:
                         "lost": m_failed,
                         "direct_failed": d_failed,
                         "cpu_s": cpu,
-                        "split_ms": await asyncio.to_thread(split, stack.mongo.uri, since, ms),
+                        "split_ms": await asyncio.to_thread(
+                            split, stack.mongo.uri, since, ms, len(m)
+                        ),
                     }
                 )
                 say(
@@ -203,13 +205,22 @@ async def run(args: argparse.Namespace) -> None:
     say(f"raw numbers: {write_report('ondemand', report)}")
 
 
-def split(uri: str, since: datetime, client: dict[str, float]) -> dict[str, float]:
-    """p50 and p99 of the parts of one run's calls, from the router's log of each (`ondemand_logs`):
+def split(
+    uri: str, since: datetime, client: dict[str, float], expected: int = 0
+) -> dict[str, float]:
+    """p50 and p99 of the parts of one run's calls, from the log of each (`ondemand_logs`):
     request leg = ingest publishing to the router consuming; router + model = consuming to the
     model's answer in hand (the model call alone measured apart); the rest of the client's p50
     is ingest's HTTP work, the reply leg and the client itself."""
     mongo: MongoClient[dict[str, Any]] = MongoClient(uri)
     with mongo:
+        query = {"created_at": {"$gte": since}, "status": "ok"}
+        # the logger writes them from the logs topic: give it up to 10 s to catch up
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if mongo["mlbus"][ONDEMAND_LOGS].count_documents(query) >= expected:
+                break
+            time.sleep(0.5)
         found = mongo["mlbus"][ONDEMAND_LOGS].find(
             {"created_at": {"$gte": since}, "status": "ok"}, {"latency_ms": 1}
         )
