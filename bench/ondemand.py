@@ -178,7 +178,9 @@ async def run(args: argparse.Namespace) -> None:
                 cpu = {
                     k: round(v - cpu_before.get(k, 0.0), 2) for k, v in stack.cpu_seconds().items()
                 }
-                split_ms = await asyncio.to_thread(split, stack.mongo.uri, since, summary(m))
+                split_ms = await asyncio.to_thread(
+                    split, stack.mongo.uri, since, summary(m), len(m)
+                )
                 q, q_failed = await drive(session, local, count, rate, args.concurrency)
                 ds, ms, qs = summary(d), summary(m), summary(q)
                 added = {
@@ -234,13 +236,22 @@ async def run(args: argparse.Namespace) -> None:
     say(f"raw numbers: {write_report('ondemand', report)}")
 
 
-def split(uri: str, since: datetime, client: dict[str, float]) -> dict[str, float]:
-    """p50 and p99 of the parts of one run's calls, from the router's log of each (`ondemand_logs`):
+def split(
+    uri: str, since: datetime, client: dict[str, float], expected: int = 0
+) -> dict[str, float]:
+    """p50 and p99 of the parts of one run's calls, from the log of each (`ondemand_logs`):
     request leg = ingest publishing to the router consuming; router + model = consuming to the
     model's answer in hand (the model call alone measured apart); the rest of the client's p50
     is ingest's HTTP work, the reply leg and the client itself."""
     mongo: MongoClient[dict[str, Any]] = MongoClient(uri)
     with mongo:
+        query = {"created_at": {"$gte": since}, "status": "ok"}
+        # the logger writes them from the logs topic: give it up to 10 s to catch up
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if mongo["mlbus"][ONDEMAND_LOGS].count_documents(query) >= expected:
+                break
+            time.sleep(0.5)
         found = mongo["mlbus"][ONDEMAND_LOGS].find(
             {"created_at": {"$gte": since}, "status": "ok"}, {"latency_ms": 1}
         )
