@@ -39,6 +39,8 @@ VIEW_USAGE = "view_usage_by_user"
 LOG_INDEX = "view_log_index"
 #: One document per (request id, status) the logger has folded: its idempotency keys.
 FOLDS = "logger_folds"
+#: Cross-process locks of single documents where updates are not atomic (runtime/doclocks.py).
+DOC_LOCKS = "doc_locks"
 #: Real views of the raw logs, registered by the logger where the server has `createView`.
 LIVE_ENQUEUE = "view_enqueue_logs_live"
 LIVE_ONDEMAND = "view_ondemand_logs_live"
@@ -122,6 +124,12 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection(VIEW_USAGE, ("logger",), ("ingest",), "requests per user"),
     Collection(LOG_INDEX, ("logger",), ("ingest",), "the log index's buckets (schemas/views.py)"),
     Collection(FOLDS, ("logger",), ("logger",), "a (request id, status) folded once"),
+    Collection(
+        DOC_LOCKS,
+        ("ingest", "logger"),
+        ("ingest", "logger"),
+        "a lock of one document being updated (FerretDB only; held for one write)",
+    ),
     Collection(LIVE_ENQUEUE, ("logger",), (), "a view (createView) of enqueue_logs, MongoDB only"),
     Collection(
         LIVE_ONDEMAND, ("logger",), (), "a view (createView) of ondemand_logs, MongoDB only"

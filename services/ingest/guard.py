@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Request
 from pymongo.asynchronous.database import AsyncDatabase
 
+from runtime.doclocks import DocLocks
 from runtime.mongo import Doc, is_ferretdb
 from services.ingest.access import NetworkPolicy, client_address, networks, refusal
 from services.ingest.auth import Principal
@@ -150,7 +151,8 @@ async def guard_of(
     if not settings.shared_quotas:
         return Guard(settings, lookup)
     await ensure_indexes(db)
-    counters = MongoCounters(db, settings.quota_store_timeout_s, serialize=await is_ferretdb(db))
+    locks = DocLocks(db, on=await is_ferretdb(db), wait_s=settings.quota_store_timeout_s)
+    counters = MongoCounters(db, settings.quota_store_timeout_s, locks)
     cleaner = asyncio.create_task(_forget_old_buckets(counters, settings.quota_window_s))
     stack.callback(cleaner.cancel)
     window = SharedWindow(counters, settings.quota_window_s)

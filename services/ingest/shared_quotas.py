@@ -26,7 +26,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
@@ -35,6 +35,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from runtime.doclocks import DocLocks
 from runtime.mongo import Doc, StoreUnavailable, create_indexes, store_errors
 from schemas.collections import QUOTA_COUNTERS as RATES
 from schemas.collections import TASK_SLOTS as SLOTS
@@ -46,10 +47,6 @@ log = logging.getLogger(__name__)
 BUCKETS = 10
 
 T = TypeVar("T")
-
-
-#: A counter's lock document older than this was left by a dead copy (an add takes milliseconds).
-LOCK_STALE_S = 2.0
 
 
 class StoreDown(Exception):
@@ -231,59 +228,31 @@ class SharedWindow:
 class MongoCounters:
     """Bucket counts in `quota_counters`; every call bounded by `timeout_s`.
 
-    FerretDB 1.x applies an update outside a transaction on its SQLite backend (FerretDB issue
-    #3040), so two `$inc` of one document at once can lose one, and let a request past its
-    quota. So one add per bucket at a time: within a copy by an asyncio lock, and, on FerretDB
-    (`serialize`), across copies by a lock document (`lock|<bucket>`), taken by a unique `_id`
-    insert (atomic there too) and deleted after the add. A lock older than `LOCK_STALE_S` is
-    a dead copy's and is taken over. MongoDB's `$inc` is atomic: no lock document there.
+    One add per bucket at a time: within a copy by an asyncio lock, across copies by `locks`
+    (on FerretDB, whose 1.x updates are not atomic across connections on SQLite, issue #3040:
+    two `$inc` of one bucket at once can lose one and let a request past its quota; MongoDB's
+    `$inc` is atomic, and the locks are off there).
     """
 
     db: AsyncDatabase[Doc]
     timeout_s: float
-    serialize: bool = False
+    locks: DocLocks | None = None
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def add(self, key: str, n: int) -> int:
         lock = self._locks.setdefault(key, asyncio.Lock())
+        across = self.locks or DocLocks(self.db, on=False)
         try:
-            async with lock, self._across_copies(key):
+            async with lock, across.held(RATES, key):
                 try:
                     return await self._add(key, n)
                 except DuplicateKeyError:  # two first upserts of one bucket: the loser retries
                     return await self._add(key, n)
+        except StoreUnavailable as e:  # the lock's own store calls, or a lock held too long
+            raise StoreDown(str(e)) from e
         finally:
             if not lock.locked() and len(self._locks) > 10_000:
                 self._locks.clear()
-
-    @contextlib.asynccontextmanager
-    async def _across_copies(self, key: str) -> AsyncIterator[None]:
-        if not self.serialize:
-            yield
-            return
-        lock_id = f"lock|{key}"
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                await self._bounded(
-                    self.db[RATES].insert_one({"_id": lock_id, "at": datetime.now(UTC)})
-                )
-                break
-            except DuplicateKeyError:
-                stale = datetime.now(UTC) - timedelta(seconds=LOCK_STALE_S)
-                await self._bounded(
-                    self.db[RATES].delete_one({"_id": lock_id, "at": {"$lt": stale}})
-                )
-                if time.monotonic() > deadline:
-                    raise StoreDown(
-                        f"{key} held by another copy past {self.timeout_s:g} s"
-                    ) from None
-                await asyncio.sleep(random.uniform(0.001, 0.005))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(StoreDown):  # else it goes stale and is taken over
-                await self._bounded(self.db[RATES].delete_one({"_id": lock_id}))
 
     async def _add(self, key: str, n: int) -> int:
         doc = await self._bounded(

@@ -11,9 +11,10 @@ from typing import Any
 
 from runtime import metrics
 from runtime.consumer import ConsumerLoop, LoopConfig, start_consumer
+from runtime.doclocks import DocLocks
 from runtime.kafka import ensure_topics, start_producer
 from runtime.lifecycle import run_together
-from runtime.mongo import database, mongo_on
+from runtime.mongo import database, is_ferretdb, mongo_on
 from runtime.retry import RetryPolicy
 from schemas.topics import LOGS, REGISTRY, TASK_EVENTS
 from services.logger.handlers import Folder, LogsHandler, TaskEventsHandler
@@ -35,7 +36,8 @@ async def run(settings: LoggerSettings, stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
         mongo = mongo_on(stack, settings)
         producer = await start_producer(stack, settings)
-        store = ViewStore(database(mongo, settings), settings.write_concurrency)
+        db = database(mongo, settings)
+        store = ViewStore(db, settings.write_concurrency, DocLocks(db, on=await is_ferretdb(db)))
         if settings.register_views:
             created = await retry.run(store.register_views, "register live views")
             if created:

@@ -21,6 +21,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 
+from runtime.doclocks import DocLocks
 from runtime.mongo import Doc, store_errors
 from schemas.base import utcnow
 from schemas.collections import (
@@ -71,9 +72,15 @@ def is_mongodb(build_info: dict[str, Any]) -> bool:
 class ViewStore:
     """Claims facts, reads raw logs, writes read models."""
 
-    def __init__(self, db: AsyncDatabase[Doc], concurrency: int = 8) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Doc], concurrency: int = 8, locks: DocLocks | None = None
+    ) -> None:
+        """`locks`: on FerretDB, where two logger copies updating one read-model document at
+        once can lose an update (a count, an index entry), each update holds its document's
+        lock (runtime/doclocks.py)."""
         self._db, self._folds = db, db[FOLDS]
         self._gate = asyncio.Semaphore(concurrency)
+        self._locks = locks or DocLocks(db, on=False)
 
     async def claim(self, keys: Sequence[str]) -> set[str]:
         """Claim each key (`done: False`); the keys to fold now: the new ones, and those claimed
@@ -152,8 +159,18 @@ class ViewStore:
                 for (coll, key), doc in writes.replaces.items()
             ]
         for (coll, key), update in writes.updates.items():
-            ops.append(self._db[coll].update_one({"_id": key}, update.spec(), upsert=update.upsert))
+            ops.append(
+                self._locked(
+                    coll,
+                    key,
+                    self._db[coll].update_one({"_id": key}, update.spec(), upsert=update.upsert),
+                )
+            )
         await self._all(ops)
+
+    async def _locked(self, collection: str, key: str, write: Awaitable[Any]) -> Any:
+        async with self._locks.held(collection, key):
+            return await write
 
     async def _insert_all(self, docs: dict[tuple[str, str], dict[str, Any]]) -> None:
         by_collection: dict[str, list[dict[str, Any]]] = {}
