@@ -39,7 +39,7 @@ from schemas.collections import (
 )
 from schemas.views import RAW_OF
 from services.logger.errors import StoreRefused, StoreUnavailable
-from services.logger.fold import Writes
+from services.logger.fold import Update, Writes
 
 log = logging.getLogger(__name__)
 #: Every collection the fold writes: derived from the raw logs, so a rebuild may drop them.
@@ -158,19 +158,12 @@ class ViewStore:
                 self._db[coll].replace_one({"_id": key}, doc, upsert=True)
                 for (coll, key), doc in writes.replaces.items()
             ]
-        for (coll, key), update in writes.updates.items():
-            ops.append(
-                self._locked(
-                    coll,
-                    key,
-                    self._db[coll].update_one({"_id": key}, update.spec(), upsert=update.upsert),
-                )
-            )
+        ops += [self._update(coll, key, update) for (coll, key), update in writes.updates.items()]
         await self._all(ops)
 
-    async def _locked(self, collection: str, key: str, write: Awaitable[Any]) -> Any:
+    async def _update(self, collection: str, key: str, update: Update) -> None:
         async with self._locks.held(collection, key):
-            return await write
+            await self._db[collection].update_one({"_id": key}, update.spec(), upsert=update.upsert)
 
     async def _insert_all(self, docs: dict[tuple[str, str], dict[str, Any]]) -> None:
         by_collection: dict[str, list[dict[str, Any]]] = {}
