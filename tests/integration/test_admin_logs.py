@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.base import utcnow
+from schemas.collections import FOLDS
 from schemas.logs import RequestLogged
 from schemas.topics import LOGS
 from services.logger.app import run as run_logger
@@ -62,7 +63,10 @@ async def logged(bus: Bus, mongo_db: Any, logger: Worker) -> list[RequestLogged]
         await producer.stop()
 
     async def all_folded() -> bool:
-        return await mongo_db["view_ondemand_logs"].count_documents({}) == len(entries)
+        # a fold is marked done once all its writes landed (the view document may land before
+        # the log index's entry: they are written together)
+        done = await mongo_db[FOLDS].count_documents({"done": True})
+        return done == len(entries)
 
     await eventually(all_folded, what="every log in the view")
     return entries
