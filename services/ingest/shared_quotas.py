@@ -45,6 +45,8 @@ from services.ingest.quotas import Lookup
 log = logging.getLogger(__name__)
 
 BUCKETS = 10
+#: Leases below the limit from which a request does not wait for the next lease (see SharedWindow).
+FAR = 8
 
 T = TypeVar("T")
 
@@ -81,6 +83,11 @@ class _Lease:
     denied_until: float = 0.0  # refusals are answered from memory until then
     retry_at: float = 0.0  # when the last refused request would have fit
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: at the last lease, the user was so far below the limit that requests need not wait
+    #: for the next one: they are let through and counted with it (`debt`)
+    far: bool = False
+    debt: int = 0
+    prefetching: bool = False  # a background lease is on its way
 
 
 @dataclass
@@ -91,6 +98,10 @@ class SharedWindow:
     many), hands them out locally, leases the next batch in the background when half is gone,
     and gives back what is unused when the bucket ends. A refusal is remembered until the
     request would fit (at most one bucket), so a caller over its quota costs no round trips.
+    A user who was at least `FAR` leases below the limit at the last lease does not wait for the
+    next one when the lease runs out: the requests go through and are added with it, so a slow
+    store slows no caller who is nowhere near a quota; near the limit, every request waits for
+    the exact count.
     """
 
     counters: Counters
@@ -113,22 +124,28 @@ class SharedWindow:
             return max(lease.retry_at - now, 0.0)
         size = lease_size(limit)
         while lease.left == 0:
+            # the next lease is on its way, and what goes through meanwhile stays far below
+            coming = lease.lock.locked() or lease.prefetching
+            if lease.far and coming and lease.debt < FAR * size // 2:
+                lease.debt += 1
+                return None
             async with lease.lock:
                 if lease.left == 0:
                     wait = await self._acquire(lease, user, path, limit, size)
                     if wait is not None:
                         return wait
         lease.left -= 1
-        if size > 1 and lease.left < size // 2 and not lease.lock.locked():
+        if size > 1 and lease.left < size // 2 and not (lease.lock.locked() or lease.prefetching):
+            lease.prefetching = True
             self._spawn(self._prefetch(lease, user, path, limit, size))
         return None
 
     def _lease(self, user: str, path: str, current: int) -> _Lease:
         lease = self._leases.get((user, path))
         if lease is None or lease.bucket != current:
-            if lease is not None and lease.left:  # the bucket ended: give back what is unused
+            if lease is not None and lease.left != lease.debt:  # the bucket ended: settle it
                 key = bucket_key(path, self.bucket_s, lease.bucket, user)
-                self._spawn(self._give_back(key, lease.left))
+                self._spawn(self._give_back(key, lease.left - lease.debt))
             if len(self._leases) > 100_000:
                 self._leases.clear()
             lease = self._leases[(user, path)] = _Lease(current)
@@ -145,7 +162,12 @@ class SharedWindow:
         other: the limit holds across the edge (found by two ingests under one burst).
         """
         key = bucket_key(path, self.bucket_s, lease.bucket, user)
-        total = await self.counters.add(key, size)
+        debt, lease.debt = lease.debt, 0
+        try:
+            total = await self.counters.add(key, size + debt)
+        except BaseException:
+            lease.debt += debt
+            raise
         now = self.clock()
         into = now - lease.bucket * self.bucket_s  # seconds into the bucket
         settle = min(1.0, self.bucket_s / 2)
@@ -160,6 +182,7 @@ class SharedWindow:
         if granted < size:  # what does not fit goes back at once
             await self.counters.add(key, granted - size)
         lease.left += granted
+        lease.far = limit - before - granted >= FAR * size
         if granted:
             return None
         wait = self._wait(older, total - size, fraction, limit)
@@ -168,10 +191,14 @@ class SharedWindow:
         return wait
 
     async def _prefetch(self, lease: _Lease, user: str, path: str, limit: int, size: int) -> None:
-        async with lease.lock:
-            if lease.left < size // 2 and lease.bucket == math.floor(self.clock() / self.bucket_s):
-                with contextlib.suppress(StoreDown):
-                    await self._acquire(lease, user, path, limit, size)
+        try:
+            async with lease.lock:
+                current = lease.bucket == math.floor(self.clock() / self.bucket_s)
+                if lease.left < size // 2 and current:
+                    with contextlib.suppress(StoreDown):
+                        await self._acquire(lease, user, path, limit, size)
+        finally:
+            lease.prefetching = False
 
     async def _give_back(self, key: str, n: int) -> None:
         with contextlib.suppress(StoreDown):

@@ -155,3 +155,50 @@ async def test_the_limit_holds_across_a_bucket_edge_when_copies_race() -> None:
         assert await late.take("alice", "enqueue", 4) is None
     assert await early.take("alice", "enqueue", 4) is None  # the 4th, in the next bucket
     assert await late.take("alice", "enqueue", 4) is not None  # a 5th, on the late copy
+
+
+class SlowCounters(DictCounters):
+    """Adds that wait for `gate`: a store slower than the requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def add(self, key: str, n: int) -> int:
+        await self.gate.wait()
+        return await super().add(key, n)
+
+
+async def test_far_below_the_limit_no_request_waits_for_a_slow_store_and_all_are_counted() -> None:
+    now = [6000.0]
+    shared = SlowCounters()
+    a = SharedWindow(shared, 60, clock=lambda: now[0])
+    limit = 100_000  # leases of 100
+    first = asyncio.create_task(a.take("alice", "ondemand", limit))
+    await asyncio.sleep(0)
+    shared.gate.set()
+    assert await first is None  # the first lease is waited for
+    shared.gate.clear()  # from here the store does not answer
+    async with asyncio.timeout(5):
+        for _ in range(250):  # past the lease: the rest go through while the next is on its way
+            assert await a.take("alice", "ondemand", limit) is None
+    shared.gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert await a.take("alice", "ondemand", limit) is None
+    for _ in range(5):
+        await asyncio.sleep(0)
+    counted = sum(shared.counts.values())
+    assert counted >= 252  # every request let through is counted (plus what is leased)
+
+
+async def test_near_the_limit_every_request_waits_for_the_exact_count() -> None:
+    now = [6000.0]
+    shared = SlowCounters()
+    shared.gate.set()
+    a = SharedWindow(shared, 60, clock=lambda: now[0])
+    allowed = 0
+    for _ in range(450):
+        allowed += await a.take("alice", "ondemand", 400) is None
+        await asyncio.sleep(0)
+    assert allowed <= 400
