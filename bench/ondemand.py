@@ -42,7 +42,18 @@ SERVICE_TASK = "5e7f0c1d9a2b4c3d8e6f7a1b2c3d4e5f"
 async def map_demo_endpoint(
     session: aiohttp.ClientSession, stack: Stack, admin: dict[str, str], node_port: int
 ) -> str:
-    """Map the demo serving node and its parking_free_slots endpoint; the machine's opaque id."""
+    """Map the demo serving node and its parking_free_slots endpoint; the machine's opaque id.
+    A mapping left by an earlier run on the same data (bench.console --data), which names that
+    run's node, is removed first."""
+    async with session.get(f"{stack.ingest_url}/v1/admin/serving-machines", headers=admin) as r:
+        earlier = [m for m in await r.json() if m.get("serving_task_id") == SERVICE_TASK]
+    for old in earlier:
+        gone = f"{stack.ingest_url}/v1/admin/endpoint-mappings/{old['machine_id']}"
+        async with session.delete(f"{gone}/parking_free_slots", headers=admin):
+            pass
+        gone = f"{stack.ingest_url}/v1/admin/serving-machines/{old['machine_id']}"
+        async with session.delete(gone, headers=admin):
+            pass
     async with session.post(
         f"{stack.ingest_url}/v1/admin/serving-machines",
         headers=admin,
