@@ -106,7 +106,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             app.state.producer, app.state.mongo = enqueue_producer, mongo
             app.state.log_reader = reader = LogReader(database(mongo, settings))
             stack.callback(reader.close)
-            warming = asyncio.create_task(reader.warm(utcnow()))  # the dashboard's closed days
+            warming = asyncio.create_task(reader.keep_warm(utcnow()))  # the dashboard's days
             stack.callback(warming.cancel)
             app.state.resources = ResourceReadModel(
                 database(mongo, settings), settings.resources_cache_s

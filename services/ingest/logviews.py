@@ -45,6 +45,10 @@ PREFETCH = (1, 2, 4, 8)
 LIVE_TTLS, CLOSED_TTLS = (2.0, 10.0), (60.0, 600.0)
 #: Days the dashboard may show (its `days` query's bound): what `warm` reads.
 DASHBOARD_DAYS = 31
+#: While someone has looked at the dashboard within this long (or the process started), the
+#: days it read are read again as their TTL passes, without waiting for a load (`keep_warm`):
+#: a load then never finds a day past its bound. After that, the first load reads them now.
+WATCHED_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class LogReader:
         self._gate = asyncio.Semaphore(concurrency)
         self._kept: dict[str, tuple[float, Doc | None]] = {}  # daily id -> (read at, doc)
         self._refreshing: dict[str, asyncio.Task[None]] = {}  # path -> its background read
+        self._watched: dict[str, tuple[float, str]] = {}  # path -> (last read, closed_before)
         self._clock = clock
 
     @property
@@ -168,6 +173,7 @@ class LogReader:
         (LIVE_TTLS from `closed_before`, a day key, on; CLOSED_TTLS before it); a day never
         read, or not read for longer than its bound, is read now."""
         now, keys = self._clock(), list(days)
+        self._watched[path] = (now, closed_before)
         found: dict[str, Doc | None] = {}
         stale: list[str] = []
         for day in keys:
@@ -188,11 +194,42 @@ class LogReader:
         """Read the days the dashboard may show, for both paths (at a process's start, so that
         no dashboard load waits for them)."""
         days = [day_key(now - timedelta(days=i)) for i in range(DASHBOARD_DAYS + 1)]
+        closed = day_key(now - timedelta(days=1))
+        for path in ("enqueue", "ondemand"):  # kept warm from the start
+            self._watched[path] = (self._clock(), closed)
         try:
             for path in ("enqueue", "ondemand"):
                 await self._days(path, days)
         except StoreUnavailable as e:  # the first dashboard load reads them then
             log.warning("dashboard days not read at start: %s", e)
+
+    def renew(self) -> None:
+        """Read again, in the background, the kept days past their TTL of each path someone
+        looked at within WATCHED_S (run every second by `keep_warm`)."""
+        now = self._clock()
+        for path, (seen, closed_before) in self._watched.items():
+            if now - seen >= WATCHED_S:
+                continue
+            prefix = f"{path}|"
+            stale = []
+            for key, (read_at, _) in self._kept.items():
+                if key.startswith(prefix):
+                    day = key[len(prefix) :]
+                    ttl = (CLOSED_TTLS if day < closed_before else LIVE_TTLS)[0]
+                    if now - read_at >= ttl:
+                        stale.append(day)
+            if stale:
+                self._refresh(path, stale)
+
+    async def keep_warm(self, now: datetime, every_s: float = 1.0) -> None:
+        """`warm`, then `renew` every `every_s`, until cancelled."""
+        await self.warm(now)
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                self.renew()
+            except Exception:  # a bug must not end the renewals
+                log.exception("dashboard days not renewed")
 
     def close(self) -> None:
         """Stop the background reads (before the client closes)."""

@@ -458,6 +458,39 @@ async def test_the_dashboard_reads_a_day_once_per_ttl_waits_only_past_its_bound(
     assert len(reads) == 7
 
 
+async def test_days_someone_watches_are_renewed_before_a_load_needs_them() -> None:
+    store: dict[str, _Collection] = {}
+    writes = Writes()
+    effects(Fact("enqueue", "r1", "queued", AT, counted=True), None, writes)
+    _apply(store, writes)
+    reads: list[str] = []
+    find_one = store["view_requests_daily"].find_one
+
+    async def counted(query: dict[str, str]) -> dict[str, Any] | None:
+        reads.append(query["_id"])
+        return await find_one(query)
+
+    store["view_requests_daily"].find_one = counted
+    clock = [1000.0]
+    reader = LogReader(store, clock=lambda: clock[0])  # type: ignore[arg-type]
+    days = [f"2026-11-{d}" for d in range(20, 27)]
+    await reader.daily("enqueue", days, closed_before="2026-11-25")
+    reads.clear()
+    clock[0] += logviews.LIVE_TTLS[0]
+    reader.renew()  # no load: today and yesterday are read again in the background
+    await asyncio.sleep(0.01)
+    assert sorted(reads) == days_ids(days[5:])
+    reads.clear()
+    clock[0] += 1  # three seconds after the last load: fresh, as renewed a second ago
+    assert await reader.daily("enqueue", days, closed_before="2026-11-25")
+    assert reads == []
+    clock[0] += logviews.WATCHED_S  # nobody looked for that long: no more renewals
+    reads.clear()
+    reader.renew()
+    await asyncio.sleep(0.01)
+    assert reads == []
+
+
 def days_ids(days: list[str]) -> list[str]:
     return [f"enqueue|{d}" for d in days]
 
