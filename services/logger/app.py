@@ -37,9 +37,7 @@ async def run(settings: LoggerSettings, stop: asyncio.Event) -> None:
         mongo = mongo_on(stack, settings)
         producer = await start_producer(stack, settings)
         db = database(mongo, settings)
-        # a batch's writes take seconds under load: a lock is stale after 60 s, waited for 120 s
-        locks = DocLocks(db, on=await is_ferretdb(db), wait_s=120.0, stale_s=60.0)
-        store = ViewStore(db, settings.write_concurrency, locks)
+        store = ViewStore(db, settings.write_concurrency, DocLocks(db, on=await is_ferretdb(db)))
         if settings.register_views:
             created = await retry.run(store.register_views, "register live views")
             if created:

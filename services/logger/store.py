@@ -39,7 +39,7 @@ from schemas.collections import (
 )
 from schemas.views import RAW_OF
 from services.logger.errors import StoreRefused, StoreUnavailable
-from services.logger.fold import Writes
+from services.logger.fold import Update, Writes
 
 log = logging.getLogger(__name__)
 #: Every collection the fold writes: derived from the raw logs, so a rebuild may drop them.
@@ -76,10 +76,8 @@ class ViewStore:
         self, db: AsyncDatabase[Doc], concurrency: int = 8, locks: DocLocks | None = None
     ) -> None:
         """`locks`: on FerretDB, where two logger copies updating one read-model document at
-        once can lose an update (a count, an index entry), a batch's writes hold one lock
-        (runtime/doclocks.py): copies apply their batches in turn. One lock per batch, not per
-        document: a lock per document cost two more round trips per write, and the logger
-        then fell behind 200 on-demand calls a second."""
+        once can lose an update (a count, an index entry), each update holds its document's
+        lock (runtime/doclocks.py)."""
         self._db, self._folds = db, db[FOLDS]
         self._gate = asyncio.Semaphore(concurrency)
         self._locks = locks or DocLocks(db, on=False)
@@ -160,12 +158,12 @@ class ViewStore:
                 self._db[coll].replace_one({"_id": key}, doc, upsert=True)
                 for (coll, key), doc in writes.replaces.items()
             ]
-        ops += [
-            self._db[coll].update_one({"_id": key}, update.spec(), upsert=update.upsert)
-            for (coll, key), update in writes.updates.items()
-        ]
-        async with self._locks.held(FOLDS, "apply"):
-            await self._all(ops)
+        ops += [self._update(coll, key, update) for (coll, key), update in writes.updates.items()]
+        await self._all(ops)
+
+    async def _update(self, collection: str, key: str, update: Update) -> None:
+        async with self._locks.held(collection, key):
+            await self._db[collection].update_one({"_id": key}, update.spec(), upsert=update.upsert)
 
     async def _insert_all(self, docs: dict[tuple[str, str], dict[str, Any]]) -> None:
         by_collection: dict[str, list[dict[str, Any]]] = {}
