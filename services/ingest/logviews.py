@@ -179,7 +179,7 @@ class LogReader:
         stale: list[str] = []
         for day in keys:
             kept = self._kept.get(daily_id(path, day))
-            ttl, at_most = CLOSED_TTLS if day < closed_before else LIVE_TTLS
+            ttl, at_most = _ttls(day, closed_before)
             if kept is not None and now - kept[0] < at_most:
                 found[day] = kept[1]
                 if now - kept[0] >= ttl:
@@ -216,7 +216,7 @@ class LogReader:
             for key, (read_at, _) in self._kept.items():
                 if key.startswith(prefix):
                     day = key[len(prefix) :]
-                    ttl = (CLOSED_TTLS if day < closed_before else LIVE_TTLS)[0]
+                    ttl = _ttls(day, closed_before)[0]
                     if now - read_at >= ttl:
                         stale.append(day)
             if stale:
@@ -271,6 +271,11 @@ class LogReader:
     async def _all(self, ops: Iterable[Awaitable[Any]]) -> list[Any]:
         with store_errors():
             return list(await asyncio.gather(*ops))
+
+
+def _ttls(day: str, closed_before: str) -> tuple[float, float]:
+    """A day's TTL and bound (see LIVE_TTLS): days before `closed_before` are closed."""
+    return CLOSED_TTLS if day < closed_before else LIVE_TTLS
 
 
 def _matches(bucket: Doc | None, path: str, flt: LogFilter, after: Position) -> Iterable[Candidate]:

@@ -459,19 +459,26 @@ async def test_the_dashboard_reads_a_day_once_per_ttl_waits_only_past_its_bound(
     assert len(reads) == 7
 
 
-async def test_days_someone_watches_are_renewed_before_a_load_needs_them() -> None:
-    store: dict[str, _Collection] = {}
-    writes = Writes()
-    effects(Fact("enqueue", "r1", "queued", AT, counted=True), None, writes)
-    _apply(store, writes)
+def count_reads(store: dict[str, _Collection]) -> list[str]:
+    """The `_id`s the dashboard's daily documents are read by, in order, from now on."""
     reads: list[str] = []
-    find_one = store["view_requests_daily"].find_one
+    daily = store["view_requests_daily"]
+    find_one = daily.find_one
 
     async def counted(query: dict[str, str]) -> dict[str, Any] | None:
         reads.append(query["_id"])
         return await find_one(query)
 
-    store["view_requests_daily"].find_one = counted
+    daily.find_one = counted
+    return reads
+
+
+async def test_days_someone_watches_are_renewed_before_a_load_needs_them() -> None:
+    store: dict[str, _Collection] = {}
+    writes = Writes()
+    effects(Fact("enqueue", "r1", "queued", AT, counted=True), None, writes)
+    _apply(store, writes)
+    reads = count_reads(store)
     clock = [1000.0]
     reader = LogReader(store, clock=lambda: clock[0])  # type: ignore[arg-type]
     days = [f"2026-11-{d}" for d in range(20, 27)]
@@ -503,14 +510,7 @@ async def test_warm_reads_every_closed_day_the_dashboard_can_show() -> None:
     _apply(store, writes)
     reader = LogReader(store, clock=lambda: 0.0)  # type: ignore[arg-type]
     await reader.warm(AT)
-    reads: list[str] = []
-    find_one = store["view_requests_daily"].find_one
-
-    async def counted(query: dict[str, str]) -> dict[str, Any] | None:
-        reads.append(query["_id"])
-        return await find_one(query)
-
-    store["view_requests_daily"].find_one = counted
+    reads = count_reads(store)
     days = [day_key(AT - timedelta(days=i)) for i in range(logviews.DASHBOARD_DAYS)]
     found = await reader.daily("ondemand", days, closed_before=day_key(AT - timedelta(days=1)))
     assert list(found) == [day_key(AT - timedelta(days=9))]
