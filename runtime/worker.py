@@ -106,6 +106,12 @@ class Publisher(Generic[P]):
         future.add_done_callback(self._counted)
         return future
 
+    async def delete(self, key: str) -> asyncio.Future[Any]:
+        """Hand over a tombstone for `key` (a compacted topic forgets the key); its ack."""
+        return cast(
+            "asyncio.Future[Any]", await self._sender().send(self.topic, None, key=key.encode())
+        )
+
     def _key(self, envelope: Envelope[P], key: str | None) -> bytes | None:
         if key is None and self.spec.key_of is not None:
             key = self.spec.key_of(envelope)
