@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 from mlbus import dataflow_doc
 from mlbus.readme_part import README
+from runtime.worker import Worker
 from schemas import topics
 from schemas.topics import REGISTRY, REPLY_TEMPLATE, TopicSpec
+from services.enqueuer.app import worker as enqueuer_worker
+from services.enqueuer.settings import EnqueuerSettings
+from services.logger.app import worker as logger_worker
+from services.logger.settings import LoggerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What a module may import from schemas.topics that names a topic, and the topic it names.
@@ -100,3 +106,28 @@ def test_readme_data_flow_is_the_registry() -> None:
     stale = readme.replace("| `mlbus.logs` | request id | 3 |", "| `mlbus.logs` | request id | 6 |")
     assert stale != readme
     assert dataflow_doc.PART.rewritten(stale) == readme
+
+
+def _declared_workers() -> dict[str, Worker]:
+    """The workers whose wiring is a function of their clients (built here with none: only
+    their declarations are read)."""
+    none: Any = None
+    return {
+        "enqueuer": enqueuer_worker(EnqueuerSettings(), none, none),
+        "logger": logger_worker(LoggerSettings(), none),
+    }
+
+
+def test_what_a_worker_subscribes_and_publishes_is_what_the_registry_says() -> None:
+    """The workers' own declarations (runtime/worker.py), not their imports: every topic a
+    worker subscribes is one the registry says it reads, and the other way round; every topic it
+    publishes (dead letters, where it consumes) is one the registry says it writes."""
+    for service, worker in _declared_workers().items():
+        subscribed = {s.spec.name for s in worker.subscriptions}
+        published = {p.spec.name for p in worker.publishers}
+        if subscribed:
+            published.add(topics.DEAD_LETTERS.name)  # every consumer loop may dead-letter
+        reads = {t.name for t in (*REGISTRY, REPLY_TEMPLATE) if service in t.consumers}
+        writes = {t.name for t in (*REGISTRY, REPLY_TEMPLATE) if service in t.producers}
+        assert subscribed == reads, (service, subscribed ^ reads)
+        assert published == writes, (service, published ^ writes)
