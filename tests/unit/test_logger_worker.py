@@ -21,6 +21,8 @@ RID = "5f0c8a9e2b7d4c1f9a3e6b8d0c2f4a61"
 class Views:
     """The view store as the fold sees it: claims by key, raw logs, and every write applied."""
 
+    buckets = True  # the hand-made log index too, as on FerretDB
+
     def __init__(self) -> None:
         self.done: set[str] = set()
         self.raws: dict[tuple[str, str], dict[str, Any]] = {}
