@@ -151,6 +151,7 @@ class MemBroker:
         self.committed: dict[tuple[str, TopicPartition], int] = {}
         self._consumers: list[MemConsumer] = []
         self._expected = 0  # consumers of the workers running (made as their loops start)
+        self._running: list[asyncio.Task[None]] = []
         self.arrival = asyncio.Event()  # set (and replaced) by every append
         self.commits = asyncio.Event()  # set (and replaced) by every commit
 
@@ -203,6 +204,8 @@ class MemBroker:
         async with contextlib.AsyncExitStack() as stack:
             await worker.start(stack, self)
             task = asyncio.create_task(worker.run(stop, also))
+            task.add_done_callback(lambda _: self.commits.set())  # `settled` stops waiting
+            self._running.append(task)
             try:
                 yield worker
             finally:
@@ -231,6 +234,10 @@ class MemBroker:
         async with asyncio.timeout(timeout_s):
             while True:
                 committed = self.commits  # taken first: a commit after the check sets it
+                for task in self._running:
+                    if task.done():  # a worker that stopped (on an error) will never settle
+                        task.result()
+                        raise RuntimeError("a worker stopped before its topics were handled")
                 consumers = self._consumers
                 if len(consumers) >= self._expected and all(c.settled() for c in consumers):
                     return

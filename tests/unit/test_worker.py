@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mypy import api as mypy_api
 
-from runtime.consumer import LoopConfig
+from runtime.consumer import ConsumerHalted, LoopConfig
 from runtime.membroker import MemBroker
 from runtime.retry import PermanentError, RetryPolicy
 from runtime.settings import BusSettings
@@ -178,3 +178,27 @@ def test_mypy_refuses_a_handler_of_another_topics_payload(tmp_path: Path) -> Non
     assert status == 1, out
     assert [e.split(":")[1] for e in errors] == ["15", "16"], out
     assert all("incompatible type" in e for e in errors), out
+
+
+async def test_too_many_dead_letters_stop_the_worker_loudly_and_the_test_sees_why() -> None:
+    async def handler(env: Envelope[TaskEvent]) -> None:
+        raise AssertionError("never reached: nothing decodes")
+
+    worker = Worker("test", settings())
+    worker.subscribe(
+        TASK_EVENTS,
+        handler,
+        group="g",
+        config=LoopConfig(max_consecutive_dead=2, retry=NO_RETRY.retry),
+    )
+    broker = MemBroker()
+
+    async def feed() -> None:
+        async with broker.running(worker):
+            for _ in range(3):
+                await broker.publish_raw(TASK_EVENTS, b"junk", b"one-key")
+            await broker.settled()  # raises at once: the worker stopped
+
+    with pytest.raises(ConsumerHalted, match="2 dead letters in a row"):
+        await feed()
+    assert len(broker.dead_letters()) == 2  # the third was never taken off the partition
