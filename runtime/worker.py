@@ -236,7 +236,11 @@ class Worker:
         self.producer: Producer | None = None
 
     def publisher(self, spec: TopicSpec[P]) -> Publisher[P]:
-        """A publisher of `spec`, bound to the worker's producer when it starts."""
+        """The worker's publisher of `spec` (one per topic: asked again, the same one), bound to
+        the worker's producer when it starts."""
+        for known in self.publishers:
+            if known.spec == spec:
+                return cast("Publisher[P]", known)
         publisher = Publisher(spec, self.service)
         if self.producer is not None:
             publisher.bind(self.producer, self.settings.topic_prefix)

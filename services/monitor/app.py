@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -38,10 +39,32 @@ SERVICE = "monitor"
 log = logging.getLogger(__name__)
 
 
+def worker(
+    settings: MonitorSettings, watch: WatchSet, shares: Shares, *, seeded_at: datetime
+) -> Worker:
+    """What the monitor consumes (task events: the requests its partitions follow) and
+    publishes (task events from its polls; resource and queue state)."""
+    worker = Worker(SERVICE, settings)
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    worker.subscribe(
+        TASK_EVENTS,
+        TaskEventHandler(watch, seeded_at, shares.owns),
+        group=settings.group,
+        name="consume",
+        config=LoopConfig(retry=retry),
+        listener=shares,  # after the batch in hand commits
+        session_timeout_ms=round(settings.group_session_s * 1000),
+        heartbeat_interval_ms=round(settings.group_heartbeat_s * 1000),
+    )
+    worker.publisher(TASK_EVENTS)
+    worker.publisher(RESOURCE_STATE)
+    worker.publisher(QUEUE_STATE)
+    return worker
+
+
 async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
     """Follow enqueued tasks until `stop` is set."""
     await prepare(settings)
-    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
     # Close order is the reverse of opening: every loop has returned (the consumer's last batch
     # committed, the pollers' ticks finished) before the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
@@ -49,32 +72,21 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         http = await stack.enter_async_context(
             open_session(settings.clearml_timeout_s, connections=8)
         )
-        worker = Worker(SERVICE, settings)
         store = TaskLogStore(database(mongo, settings))
         # Each copy follows the requests of its partitions of the task-events topic: loaded
         # from MongoDB when the group assigns them (before their events are read, so that no
         # TaskEnqueued event falls between the two; see handlers.py for why older events are
         # skipped), dropped when it revokes them (shares.py).
-        seeded_at = utcnow()
         watch = WatchSet()
         shares = Shares(watch, store, TASK_EVENTS.partitions)
-        worker.subscribe(
-            TASK_EVENTS,
-            TaskEventHandler(watch, seeded_at, shares.owns),
-            group=settings.group,
-            name="consume",
-            config=LoopConfig(retry=retry),
-            listener=shares,  # after the batch in hand commits
-            session_timeout_ms=round(settings.group_session_s * 1000),
-            heartbeat_interval_ms=round(settings.group_heartbeat_s * 1000),
-        )
-        states = StatePublisher(worker.publisher(RESOURCE_STATE), worker.publisher(QUEUE_STATE))
-        await worker.start(stack)
+        monitor = worker(settings, watch, shares, seeded_at=utcnow())
+        states = StatePublisher(monitor.publisher(RESOURCE_STATE), monitor.publisher(QUEUE_STATE))
+        await monitor.start(stack)
         clearml = ClearML(ClearMLClient.from_settings(http, settings))
         poller = Poller(
             clearml,
             store,
-            EventPublisher(worker.publisher(TASK_EVENTS)),
+            EventPublisher(monitor.publisher(TASK_EVENTS)),
             watch,
             settings.poll_s,
             vanish_polls=settings.vanish_polls,
@@ -99,7 +111,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
                 loops = {"resources": Leadership(settings, SERVICE, resources).run(stop)}
             else:
                 loops = {"resources": resources(stop)}
-        await worker.run(stop, also={"poll": poller.run(stop, shares), **loops})
+        await monitor.run(stop, also={"poll": poller.run(stop, shares), **loops})
 
 
 async def _resource_loops(

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from runtime.consumer import LoopConfig
 from runtime.leader import Leadership
@@ -51,7 +52,7 @@ from services.notifier.handlers import (
 )
 from services.notifier.machines import MachineLimits
 from services.notifier.queues import QueueLimits
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import NotifierSettings, Webhook
 from services.notifier.state import Memory
 from services.notifier.statelog import Record, StateLog, StateTail, read_all
 from services.notifier.store import NotificationStore
@@ -103,6 +104,85 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
     await run_together({"leadership": leadership.run(stop), "state-tail": tail.run(stop)}, stop)
 
 
+def worker(settings: NotifierSettings) -> Worker:
+    """The notifier's publishers (notifications, its state records), declared first: the engine
+    they serve is restored, and may publish, before any input is read (`subscribe`)."""
+    worker = Worker(SERVICE, settings)
+    worker.publisher(NOTIFICATIONS)
+    worker.publisher(NOTIFIER_STATE)
+    return worker
+
+
+def subscribe(
+    worker: Worker,
+    settings: NotifierSettings,
+    *,
+    engine: Engine,
+    publish: NotificationPublisher,
+    store: NotificationStore,
+    webhooks: Sequence[tuple[Webhook, WebhookClient]],
+) -> None:
+    """The notifier's inputs: the rules' three, the store, and one per webhook (each its own
+    consumer group, so a slow webhook holds up only its own offsets)."""
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    # Elected: the one active copy reads every partition, committing for the group.
+    assign_all = settings.elect
+    config = LoopConfig(retry=retry)
+    group = settings.group
+    # one call each, so that mypy checks each handler against its topic's payload
+    worker.subscribe(
+        HEARTBEATS,
+        HeartbeatHandler(engine),
+        group=f"{group}-heartbeats",
+        name="heartbeats",
+        config=config,
+        assign_all=assign_all,
+    )
+    worker.subscribe(
+        QUEUE_STATE,
+        QueueStateHandler(engine),
+        group=f"{group}-queues",
+        name="queues",
+        config=config,
+        assign_all=assign_all,
+    )
+    worker.subscribe(
+        TASK_EVENTS,
+        TaskEventHandler(publish),
+        group=f"{group}-tasks",
+        name="tasks",
+        config=config,
+        assign_all=assign_all,
+    )
+    worker.subscribe(
+        NOTIFICATIONS,
+        StoreHandler(store),
+        group=f"{group}-store",
+        name="store",
+        config=config,
+        assign_all=assign_all,
+    )
+    for webhook, client in webhooks:
+        name = f"webhook-{webhook.label}"
+        taken = {s.name for s in worker.subscriptions} | {"timer"}
+        worker.subscribe(
+            NOTIFICATIONS,
+            WebhookHandler(webhook, client, settings.webhook_max_age_s),
+            group=f"{group}-{name}",
+            name=name if name not in taken else f"{name}-{len(taken)}",
+            config=LoopConfig(
+                concurrency=settings.webhook_concurrency,
+                retry=RetryPolicy(
+                    attempts=settings.webhook_attempts, cap_s=settings.webhook_retry_cap_s
+                ),
+            ),
+            # a webhook that dead-letters everything stops its own loop loudly, not the
+            # notifier: the rules, the store and the other webhooks go on
+            isolated=True,
+            assign_all=assign_all,
+        )
+
+
 async def active(
     settings: NotifierSettings,
     stop: asyncio.Event,
@@ -118,71 +198,19 @@ async def active(
     # groups, the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
         mongo = mongo_on(stack, settings)
-        worker = Worker(SERVICE, settings)
-        notifications, states = worker.publisher(NOTIFICATIONS), worker.publisher(NOTIFIER_STATE)
-        await worker.start(stack)
+        notifier = worker(settings)
+        await notifier.start(stack)
         store = NotificationStore(database(mongo, settings))
         await retry.run(store.ensure_indexes, "index on notifications")
-        publish = NotificationPublisher(notifications, told)
-        engine = await _restored(settings, StateLog(states), publish, retry, records)
-        # Elected: the one active copy reads every partition, committing for the group.
-        assign_all = settings.elect
-        config = LoopConfig(retry=retry)
-        group = settings.group
-        worker.subscribe(
-            HEARTBEATS,
-            HeartbeatHandler(engine),
-            group=f"{group}-heartbeats",
-            name="heartbeats",
-            config=config,
-            assign_all=assign_all,
+        publish = NotificationPublisher(notifier.publisher(NOTIFICATIONS), told)
+        state_log = StateLog(notifier.publisher(NOTIFIER_STATE))
+        engine = await _restored(settings, state_log, publish, retry, records)
+        webhooks = [(w, WebhookClient(w, open_client(stack, settings))) for w in settings.webhooks]
+        subscribe(
+            notifier, settings, engine=engine, publish=publish, store=store, webhooks=webhooks
         )
-        worker.subscribe(
-            QUEUE_STATE,
-            QueueStateHandler(engine),
-            group=f"{group}-queues",
-            name="queues",
-            config=config,
-            assign_all=assign_all,
-        )
-        worker.subscribe(
-            TASK_EVENTS,
-            TaskEventHandler(publish),
-            group=f"{group}-tasks",
-            name="tasks",
-            config=config,
-            assign_all=assign_all,
-        )
-        worker.subscribe(
-            NOTIFICATIONS,
-            StoreHandler(store),
-            group=f"{group}-store",
-            name="store",
-            config=config,
-            assign_all=assign_all,
-        )
-        for webhook in settings.webhooks:
-            client = WebhookClient(webhook, open_client(stack, settings))
-            name = f"webhook-{webhook.label}"
-            taken = {s.name for s in worker.subscriptions} | {"timer"}
-            worker.subscribe(
-                NOTIFICATIONS,
-                WebhookHandler(webhook, client, settings.webhook_max_age_s),
-                group=f"{group}-{name}",
-                name=name if name not in taken else f"{name}-{len(taken)}",
-                config=LoopConfig(
-                    concurrency=settings.webhook_concurrency,
-                    retry=RetryPolicy(
-                        attempts=settings.webhook_attempts, cap_s=settings.webhook_retry_cap_s
-                    ),
-                ),
-                # a webhook that dead-letters everything stops its own loop loudly, not the
-                # notifier: the rules, the store and the other webhooks go on
-                isolated=True,
-                assign_all=assign_all,
-            )
         log.info("notifier running: %d webhooks", len(settings.webhooks))
-        await worker.run(stop, also={"timer": engine.run(stop, settings.tick_s)})
+        await notifier.run(stop, also={"timer": engine.run(stop, settings.tick_s)})
 
 
 async def _restored(
