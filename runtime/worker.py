@@ -131,7 +131,8 @@ class Publisher(Generic[P]):
 
 
 def bound(spec: TopicSpec[P], producer: Producer, service: str, prefix: str = "") -> Publisher[P]:
-    """A publisher already bound to a producer (a handler's unit test, with its own double)."""
+    """A publisher already bound to a producer: for a process that only publishes (the agent:
+    a Worker would add nothing), or a handler's unit test with its own producer double."""
     publisher = Publisher(spec, service)
     publisher.bind(producer, prefix)
     return publisher
