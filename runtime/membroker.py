@@ -123,8 +123,7 @@ class MemConsumer:
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
             self._broker.committed[(self._group_id, tp)] = offset
-        self._broker.commits.set()
-        self._broker.commits = asyncio.Event()
+        self._broker.changed()
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._tps())
@@ -166,11 +165,15 @@ class MemBroker:
         self._partitions.setdefault(sub.spec.named(prefix), sub.spec.partitions)
         consumer = MemConsumer(self, sub.spec.named(prefix), sub.group)
         self._consumers.append(consumer)
-        self.commits.set()  # a consumer more for `settled` to look at
-        self.commits = asyncio.Event()
+        self.changed()  # a consumer more for `settled` to look at
         if sub.listener is not None:
             await sub.listener.on_partitions_assigned(consumer.assignment())
         return consumer
+
+    def changed(self) -> None:
+        """Wake `settled`: a commit, a consumer more, a worker stopped."""
+        self.commits.set()
+        self.commits = asyncio.Event()
 
     # topics
 
@@ -204,7 +207,7 @@ class MemBroker:
         async with contextlib.AsyncExitStack() as stack:
             await worker.start(stack, self)
             task = asyncio.create_task(worker.run(stop, also))
-            task.add_done_callback(lambda _: self.commits.set())  # `settled` stops waiting
+            task.add_done_callback(lambda _: self.changed())  # `settled` stops waiting
             self._running.append(task)
             try:
                 yield worker

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -197,8 +198,10 @@ async def test_too_many_dead_letters_stop_the_worker_loudly_and_the_test_sees_wh
         async with broker.running(worker):
             for _ in range(3):
                 await broker.publish_raw(TASK_EVENTS, b"junk", b"one-key")
-            await broker.settled()  # raises at once: the worker stopped
+            await broker.settled(timeout_s=20)  # raises at once: the worker stopped
 
+    started = time.monotonic()
     with pytest.raises(ConsumerHalted, match="2 dead letters in a row"):
         await feed()
+    assert time.monotonic() - started < 10  # not the settling deadline
     assert len(broker.dead_letters()) == 2  # the third was never taken off the partition
