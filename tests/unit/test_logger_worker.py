@@ -34,9 +34,12 @@ class Views:
     async def mark_done(self, keys: Iterable[str]) -> None:
         self.done |= set(keys)
 
-    async def insert_raw(self, docs: Sequence[dict[str, Any]]) -> None:
+    async def insert_raw(self, docs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        stored = {}
         for doc in docs:
-            self.raws.setdefault(("ondemand", doc["_id"]), doc)
+            if ("ondemand", doc["_id"]) not in self.raws:
+                self.raws[("ondemand", doc["_id"])] = stored[doc["_id"]] = doc
+        return stored
 
     async def raw(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         return {w: self.raws[w] for w in wanted if w in self.raws}
