@@ -8,7 +8,11 @@ the plain indexes. Then, on each backend, every page shape is read both ways, ea
 (p50/p99 over up to `--repeat` calls, at most `--budget-s` seconds a shape, so a slow one ends
 with fewer calls: the table says how many); `explain` says whether the filter, sort and limit
 reach the backend and whether an index answers; every page read from the raw logs is checked
-against the same page from the buckets. Last, the bytes on disk per log: each collection
+against the same page from the buckets. FerretDB 1.24 pushes no sort and no limit down, and on
+PostgreSQL pushes equalities down as `@>`, which its btree indexes cannot answer; so each page is
+also asked of PostgreSQL directly as a FerretDB with that pushdown would ask it
+(bench.rawlogs.page_sql), on the same tables and indexes: what a patched FerretDB could reach.
+Last, the bytes on disk per log: each collection
 (collStats), each database as a whole (PostgreSQL: `pg_database_size`; SQLite: its files),
 and per way of keeping the logs (bench.rawlogs.KEPT).
 
@@ -22,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -35,7 +41,17 @@ from pymongo import AsyncMongoClient
 
 from bench.harness import say, summary, write_report
 from bench.logs import ENDPOINTS, TASKS, _enqueue, _ondemand, fill
-from bench.rawlogs import Query, Sizes, explained, indexes, merge, page_query, per_log
+from bench.rawlogs import (
+    TIME_OF,
+    Query,
+    Sizes,
+    explained,
+    indexes,
+    merge,
+    page_query,
+    page_sql,
+    per_log,
+)
 from mlbus.servers.ferretdb import FerretDBServer
 from mlbus.servers.postgres import DATABASE, PostgresServer
 from mlbus.servers.process import REPO
@@ -203,6 +219,7 @@ async def one_backend(
         bucket_ids, _ = await bucket_page(reader, flt, after)
         row: dict[str, Any] = {
             "rows": len(raw_ids),
+            "ids": raw_ids,
             # The rare user's logs are in the raw logs only (see add_rare_user).
             "same_page": raw_ids == bucket_ids if flt.user != RARE_USER else None,
             "explain": {p: await explain(db, page_query(p, flt, after, LIMIT)) for p in flt.paths},
@@ -224,6 +241,49 @@ async def one_backend(
         )
         out[name] = row
     return out
+
+
+def sql_pages(
+    pg: PostgresServer,
+    flts: Mapping[str, LogFilter],
+    positions: Mapping[str, Position],
+    expected: Mapping[str, list[str]],
+    repeat: int,
+) -> dict[str, Any]:
+    """Each page as PostgreSQL answers it from FerretDB's own tables and indexes when asked as a
+    FerretDB with filter, sort and limit pushdown would ask (bench.rawlogs.page_sql): server
+    time (EXPLAIN ANALYZE's execution time, both paths added), the plan, and the page compared
+    with the one read through FerretDB."""
+    names = pg.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'mlbus'").splitlines()
+    tables = {
+        c: t for t in names for c in RAW_OF.values() if re.fullmatch(rf"{c}_[0-9a-f]{{8}}", t)
+    }
+    out = {}
+    for name, flt in flts.items():
+        sql = {p: page_sql(p, flt, positions[name], LIMIT, tables[RAW_OF[p]]) for p in flt.paths}
+        found = {p: [json.loads(line) for line in pg.sql(q).splitlines()] for p, q in sql.items()}
+        ids = [str(d["_id"]) for d in _newest(found)]
+        times, plans = [], {}
+        for _ in range(repeat):
+            spent = 0.0
+            for path, q in sql.items():
+                plan = json.loads(pg.sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {q}"))[0]
+                spent += float(plan["Execution Time"])
+                plans[path] = explained({"queryPlanner": plan["Plan"]})
+            times.append(spent)
+        out[name] = summary(times) | {"explain": plans, "same_page": ids == expected[name]}
+        say(
+            f"  {name:<30} p50 {out[name]['p50']:6.2f} p99 {out[name]['p99']:6.2f} ms; "
+            f"same page: {out[name]['same_page']}; "
+            + "; ".join(f"{p}: {', '.join(e['indexes']) or 'no index'}" for p, e in plans.items())
+        )
+    return out
+
+
+def _newest(found: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Both paths' rows (dates as FerretDB keeps them: milliseconds), newest first, a page."""
+    docs = [(d[TIME_OF[p]], str(d["_id"]), d) for p, rows in found.items() for d in rows]
+    return [d for _, _, d in sorted(docs, key=lambda t: (t[0], t[1]), reverse=True)][:LIMIT]
 
 
 async def sizes(db: Any, whole: int, logs: int) -> dict[str, Any]:
@@ -270,6 +330,10 @@ def tables(report: Mapping[str, Any]) -> None:
                 steps = ", ".join(dict.fromkeys(e["steps"])) or "-"
                 used = ", ".join(e["indexes"]) or "none"
                 say(f"  {backend:<10} {shape:<31} {path:<8} {flags:<10} {steps}; index: {used}")
+    say("\npostgresql with pushdown (SQL on FerretDB's tables and indexes), ms p50 / p99")
+    for shape, row in report["sql"].items():
+        used = "; ".join(", ".join(e["indexes"]) or "no index" for e in row["explain"].values())
+        say(f"  {shape:<31} {_ms(row):>17}  {used}")
     say(f"\nbytes on disk per log (goal <= {GOAL_BYTES} B)")
     for backend, s in report["sizes"].items():
         say(f"  {backend}: whole database {s['whole_database']['per_log']:,.0f} B/log")
@@ -319,6 +383,11 @@ async def run(args: argparse.Namespace) -> None:
             report["pages"][backend] = await one_backend(
                 db, flts, positions, args.repeat, args.budget_s
             )
+        say("\npostgresql: each page as SQL with filter, sort and limit pushed down")
+        expected = {k: v["ids"] for k, v in report["pages"]["sqlite"].items() if "ids" in v}
+        report["sql"] = await asyncio.to_thread(
+            sql_pages, pg, flts, positions, expected, min(args.repeat, 20)
+        )
         whole = {
             "sqlite": sqlite_bytes(servers["sqlite"].home),
             "postgresql": int(

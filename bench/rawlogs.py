@@ -10,6 +10,8 @@ ends with the sort (`INDEXES`), the usual "equality, sort, range" order of Mongo
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -94,6 +96,34 @@ def page_query(path: str, flt: LogFilter, after: Position, limit: int) -> Query:
         keyset = [{at: {"$lt": before}}, {at: before, "_id": {"$lt": after[1]}}]
         where = {"$and": [where, {"$or": keyset}]} if where else {"$or": keyset}
     return Query(RAW_OF[path], where, ((at, -1), ("_id", -1)), limit)
+
+
+def _jsonb(value: str | int) -> str:
+    """A SQL literal of a JSON value (FerretDB keeps a date as its milliseconds, a number)."""
+    return "'" + json.dumps(value).replace("'", "''") + "'::jsonb"
+
+
+def page_sql(path: str, flt: LogFilter, after: Position, limit: int, table: str) -> str:
+    """The SQL a FerretDB that pushed filter, sort and limit down to PostgreSQL would send for
+    `page_query` (its documents are a `_jsonb` column, a field `_jsonb->'field'`, a date its
+    milliseconds): with `=` rather than 1.24's `@>`, the expression indexes FerretDB makes for
+    `indexes(path)` can answer it. `table` is the collection's table (schema `mlbus`)."""
+    if not re.fullmatch(r"[a-z0-9_]+", table):
+        raise ValueError(f"not one of FerretDB's table names: {table!r}")
+    q = page_query(path, flt, START, limit)
+    at = TIME_OF[path]
+    where = q.filter.get("$and", [q.filter])[0]
+    conds = [f"_jsonb->'{k}' = {_jsonb(v)}" for k, v in where.items() if not isinstance(v, dict)]
+    for op, sql in (("$gte", ">="), ("$lte", "<=")):
+        if op in where.get(at, {}):
+            conds.append(f"_jsonb->'{at}' {sql} {_jsonb(epoch_ms(where[at][op]))}")
+    if after != START:
+        row = f"({_jsonb(after[0])}, {_jsonb(after[1])})"
+        conds.append(f"(_jsonb->'{at}', _jsonb->'_id') < {row}")
+    clause = f" WHERE {' AND '.join(conds)}" if conds else ""
+    # Values quoted by _jsonb, the table's name checked above, the fields ours.
+    select = f'SELECT _jsonb FROM mlbus."{table}"'  # noqa: S608
+    return f"{select}{clause} ORDER BY _jsonb->'{at}' DESC, _jsonb->'_id' DESC LIMIT {limit}"
 
 
 def position(path: str, doc: Mapping[str, Any]) -> Position:

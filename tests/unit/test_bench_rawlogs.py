@@ -22,6 +22,7 @@ from bench.rawlogs import (
     indexes,
     merge,
     page_query,
+    page_sql,
     per_log,
 )
 from schemas.collections import ENQUEUE_LOGS, LOG_INDEX, ONDEMAND_LOGS, VIEW_DAILY, VIEW_ENQUEUE
@@ -234,3 +235,20 @@ def test_explain_of_postgresql_and_sqlite() -> None:
     assert e["steps"] == ["SEARCH t USING INDEX t__id_ (<expr>=?)", "SCAN u"]
     assert e["indexes"] == ["t__id_"]
     assert e["pushdown"]["limit"]
+
+
+def test_sql_of_a_page_asks_with_equalities_keyset_sort_and_limit() -> None:
+    flt = LogFilter(paths=("enqueue",), user="o'neil", status="failed", since=T0)
+    sql = page_sql("enqueue", flt, (1_764_547_200_123, "ab"), 50, "enqueue_logs_1d09938d")
+    assert epoch_ms(T0) == 1_796_083_200_000
+    assert sql == (
+        "SELECT _jsonb FROM mlbus.\"enqueue_logs_1d09938d\" WHERE _jsonb->'user' = "
+        "'\"o''neil\"'::jsonb AND _jsonb->'status' = '\"failed\"'::jsonb AND "
+        "_jsonb->'accepted_at' >= '1796083200000'::jsonb AND "
+        "(_jsonb->'accepted_at', _jsonb->'_id') < ('1764547200123'::jsonb, '\"ab\"'::jsonb) "
+        "ORDER BY _jsonb->'accepted_at' DESC, _jsonb->'_id' DESC LIMIT 50"
+    )
+    first = page_sql("ondemand", LogFilter(paths=("ondemand",)), START, 25, "t")
+    assert first.endswith("\"t\" ORDER BY _jsonb->'created_at' DESC, _jsonb->'_id' DESC LIMIT 25")
+    with pytest.raises(ValueError, match="table"):
+        page_sql("ondemand", LogFilter(paths=("ondemand",)), START, 25, 't"; DROP TABLE x; --')
