@@ -286,15 +286,29 @@ def _newest(found: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [d for _, _, d in sorted(docs, key=lambda t: (t[0], t[1]), reverse=True)][:LIMIT]
 
 
-async def sizes(db: Any, whole: int, logs: int) -> dict[str, Any]:
-    """Bytes on disk: each collection (collStats: documents, each index), the whole database,
-    and per log for each way of keeping them."""
+def pg_tables(pg: PostgresServer) -> dict[str, int]:
+    """Each FerretDB table's bytes with its TOAST (`pg_table_size`; collStats leaves TOAST out,
+    where PostgreSQL keeps every value over ~2 KB, compressed: most of a bucket's)."""
+    rows = pg.sql(
+        "SELECT tablename, pg_table_size(format('%I.%I', schemaname, tablename)::regclass) "
+        "FROM pg_tables WHERE schemaname = 'mlbus'"
+    )
+    return {name: int(size) for name, size in (r.split("|") for r in rows.splitlines())}
+
+
+async def sizes(
+    db: Any, whole: int, logs: int, tables: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """Bytes on disk: each collection (collStats: documents, each index; on PostgreSQL the
+    documents' bytes are its table's, `tables`), the whole database, and per log for each way
+    of keeping them."""
     found = {}
     for name in sorted(await db.list_collection_names()):
         stats = await db.command("collStats", name)
-        found[name] = Sizes(
-            int(stats["storageSize"]), {k: int(v) for k, v in stats["indexSizes"].items()}
-        )
+        data = int(stats["storageSize"])
+        if tables is not None:
+            (data,) = (n for t, n in tables.items() if re.fullmatch(rf"{name}_[0-9a-f]{{8}}", t))
+        found[name] = Sizes(data, {k: int(v) for k, v in stats["indexSizes"].items()})
     return {
         "whole_database": {"bytes": whole, "per_log": round(whole / logs, 1)},
         "collections": {k: {"data": v.data, "indexes": dict(v.indexes)} for k, v in found.items()},
@@ -394,7 +408,8 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.to_thread(pg.sql, f"SELECT pg_database_size('{DATABASE}')")
             ),
         }
-        report["sizes"] = {k: await sizes(db, whole[k], logs) for k, db in dbs.items()}
+        in_pg = {"sqlite": None, "postgresql": await asyncio.to_thread(pg_tables, pg)}
+        report["sizes"] = {k: await sizes(db, whole[k], logs, in_pg[k]) for k, db in dbs.items()}
         report["run_s"] = round(time.perf_counter() - began, 1)
         tables(report)
     finally:

@@ -34,11 +34,12 @@ from services.ingest.logquery import START, LogFilter, Position
 #: The raw log's acceptance time, the pages' sort key, per path.
 TIME_OF = {"enqueue": "accepted_at", "ondemand": "created_at"}
 #: The equality fields of each kind of filter, per path (`target` is a task on enqueue, a
-#: machine and endpoint on on-demand, where the machine's index serves both a machine alone and
-#: a machine's endpoint: an endpoint is one of a few there).
+#: machine's endpoint on on-demand). A machine alone (a quarter of the calls here) walks the
+#: sort's index: PostgreSQL keeps no statistics of an unindexed field, and with an index of the
+#: machine alone it scanned the table for a machine's endpoint (118 ms p50 at 100,000 logs).
 _EQUALITIES: dict[str, tuple[tuple[str, ...], ...]] = {
     "enqueue": (("user",), ("status",), ("task_id",), ("user", "status")),
-    "ondemand": (("user",), ("status",), ("machine_id",), ("user", "status")),
+    "ondemand": (("user",), ("status",), ("machine_id", "endpoint"), ("user", "status")),
 }
 
 
