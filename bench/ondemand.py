@@ -5,10 +5,13 @@ closed loop, then fixed rates. Reports p50/p95/p99 of each path, the latency mlb
 highest rate whose p99 through mlbus stays under 100 ms, and lost replies (must be 0). Each
 load is then sent, at the same rate, through a second ingest copy that counts quotas in its own
 memory (`MLBUS_INGEST_SHARED_QUOTAS=false`): the difference is what the quotas shared in MongoDB
-add (the issue's bound: p99 at 200/s at most 12 ms more).
+add (the issue's bound: p99 at 200/s at most 12 ms more). The two copies take turns, `--rounds`
+rounds each in ABBA order, so that both see the same machine. `--pause-logger` freezes the
+logger after the warm-up (the calls' logs wait in Kafka): run with and without it, it shows what
+folding the logs into FerretDB during the run costs the calls.
 
     .venv/bin/python -m bench.ondemand [--rates 50 200 500] [--seconds 10] [--closed 2000]
-        [--warmup 30] [--otlp]
+        [--warmup 30] [--rounds 4] [--pause-logger] [--otlp]
 """
 
 from __future__ import annotations
@@ -182,25 +185,43 @@ async def run(args: argparse.Namespace) -> None:
                 f"{'run':<12} {'direct p50/p95/p99 ms':>24} {'mlbus p50/p95/p99 ms':>24} "
                 f"{'added p50/p99':>14} {'lost':>5} {'shared-q p99 +ms':>16}"
             )
+            logger = next(c for c in stack.children if c.name == "logger")
+            if args.pause_logger:
+                logger.pause()
+                say("the logger is paused (SIGSTOP) from here: calls' logs wait in Kafka")
             for label, count, rate in plans:
                 d, d_failed = await drive(session, direct, count, rate, args.concurrency)
-                # Each run starts with the logger caught up: a run right after another would
-                # otherwise share the machine with the folding of the one before (it made the
-                # first of the two runs below look slower than the second, whichever it was).
-                await asyncio.to_thread(settle, stack.mongo.uri, sent)
+                # The two ingest copies take turns, round by round in ABBA order, so that both
+                # share whatever else the machine does meanwhile (the logger folding the calls
+                # before, above all): one after the other, the first absorbed the backlog.
+                if not args.pause_logger:
+                    await asyncio.to_thread(settle, stack.mongo.uri, sent, 30.0)
                 cpu_before = stack.cpu_seconds()
                 since = datetime.now(UTC)
-                m, m_failed = await drive(session, through, count, rate, args.concurrency)
+                m: list[float] = []
+                q: list[float] = []
+                m_failed = q_failed = 0
+                rounds = max(1, args.rounds)
+                for r in range(rounds):
+                    n = count // rounds + (1 if r < count % rounds else 0)
+                    for which in "mq" if r % 2 == 0 else "qm":
+                        via = through if which == "m" else local
+                        lat, failed = await drive(session, via, n, rate, args.concurrency)
+                        if which == "m":
+                            m, m_failed = m + lat, m_failed + failed
+                        else:
+                            q, q_failed = q + lat, q_failed + failed
                 cpu = {
                     k: round(v - cpu_before.get(k, 0.0), 2) for k, v in stack.cpu_seconds().items()
                 }
-                split_ms = await asyncio.to_thread(
-                    split, stack.mongo.uri, since, summary(m), len(m)
+                split_ms = (
+                    {}
+                    if args.pause_logger
+                    else await asyncio.to_thread(
+                        split, stack.mongo.uri, since, summary(m + q), len(m) + len(q)
+                    )
                 )
-                sent += count
-                await asyncio.to_thread(settle, stack.mongo.uri, sent)
-                q, q_failed = await drive(session, local, count, rate, args.concurrency)
-                sent += count
+                sent += 2 * count
                 ds, ms, qs = summary(d), summary(m), summary(q)
                 added = {
                     "p50": ms["p50"] - ds["p50"],
@@ -244,6 +265,9 @@ async def run(args: argparse.Namespace) -> None:
                 busiest = sorted(cpu.items(), key=lambda kv: -kv[1])
                 say("  CPU seconds on the mlbus side: " + ", ".join(f"{k} {v}" for k, v in busiest))
     finally:
+        for child in stack.children:
+            if child.name == "logger" and child.alive():
+                child.resume()
         await asyncio.to_thread(stack.stop)
     under = [r["rate"] for r in report["runs"] if r["rate"] and r["mlbus"]["p99"] < 100]
     report["highest_rate_p99_under_100ms"] = max(under) if under else None
@@ -309,6 +333,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
         "--warmup", type=float, default=30.0, help="seconds at 100/s through mlbus first"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="turns each load takes on the two ingest copies"
+    )
+    parser.add_argument(
+        "--pause-logger",
+        action="store_true",
+        help="SIGSTOP the logger after the warm-up (its folding then costs the runs nothing)",
     )
     parser.add_argument("--profile", nargs="*", default=[], help="services to run under cProfile")
     parser.add_argument(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from runtime.mongo import database, open_mongo
+from runtime.mongo import database, open_mongo, server_is_ferretdb
 from services.logger.errors import StoreUnavailable
 from services.logger.rebuild import rebuild
 from services.logger.settings import LoggerSettings
@@ -18,11 +18,16 @@ from services.logger.store import ViewStore
 async def _run(settings: LoggerSettings, batch: int, say: Callable[[str], None]) -> int:
     client = open_mongo(settings)
     try:
-        store = ViewStore(database(client, settings), settings.write_concurrency)
+        db = database(client, settings)
+        # MongoDB: pages read the views by their indexes, and there is no hand-made index
+        ferretdb = await server_is_ferretdb(db)
+        store = ViewStore(db, settings.write_concurrency, buckets=ferretdb)
         say(f"rebuilding the log read models of database {settings.mongo_db!r}")
         done = await rebuild(
             store, batch=batch, progress=lambda n, total: say(f"  {n:,} / {total:,} raw logs")
         )
+        if not ferretdb:
+            await store.create_view_indexes()
     except StoreUnavailable as exc:
         say(f"mlbus: MongoDB failed: {exc}. The read models are half-built: run it again.")
         return 1

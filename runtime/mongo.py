@@ -94,10 +94,15 @@ async def is_ferretdb(db: AsyncDatabase[Doc]) -> bool:
     across connections on SQLite (FerretDB issue #3040). Unknown (the server away): True, the
     careful answer."""
     try:
-        with store_errors():
-            info = await db.client.admin.command("buildInfo")
+        return await server_is_ferretdb(db)
     except StoreUnavailable:
         return True
+
+
+async def server_is_ferretdb(db: AsyncDatabase[Doc]) -> bool:
+    """Whether the server is FerretDB; StoreUnavailable when it does not answer."""
+    with store_errors():
+        info = await db.client.admin.command("buildInfo")
     return "ferretdbVersion" in info
 
 

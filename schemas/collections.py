@@ -60,6 +60,14 @@ class Collection:
     indexes: tuple[IndexKeys, ...] = ()
 
 
+#: How the log pages read the view documents where the server has real indexes (MongoDB):
+#: newest first (`at_ms`, then `_id`), all logs or those of one user, status, user and status,
+#: or target. On FerretDB/SQLite the hand-made log index answers instead (schemas/views.py).
+VIEW_INDEXES: tuple[IndexKeys, ...] = tuple(
+    (*((f, 1) for f in fields), ("at_ms", -1), ("_id", -1))
+    for fields in ((), ("user",), ("status",), ("user", "status"), ("target",))
+)
+
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(TASK_MAPPINGS, ("ingest",), ("ingest",), "schemas.api.TaskMapping"),
     Collection(
@@ -117,8 +125,20 @@ COLLECTIONS: tuple[Collection, ...] = (
         ("console",),
         "a sign-in session; a TTL index on expires_at (made by the console, with its option)",
     ),
-    Collection(VIEW_ENQUEUE, ("logger",), ("ingest",), "a request's row (schemas/views.py)"),
-    Collection(VIEW_ONDEMAND, ("logger",), ("ingest",), "a call's row (schemas/views.py)"),
+    Collection(
+        VIEW_ENQUEUE,
+        ("logger",),
+        ("ingest",),
+        "a request's row (schemas/views.py); indexes made on MongoDB only",
+        indexes=VIEW_INDEXES,
+    ),
+    Collection(
+        VIEW_ONDEMAND,
+        ("logger",),
+        ("ingest",),
+        "a call's row (schemas/views.py); indexes made on MongoDB only",
+        indexes=VIEW_INDEXES,
+    ),
     Collection(VIEW_HOURLY, ("logger",), ("ingest",), "requests per hour and target"),
     Collection(VIEW_DAILY, ("logger",), ("ingest",), "requests per day and target"),
     Collection(VIEW_USAGE, ("logger",), ("ingest",), "requests per user"),

@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,6 +66,32 @@ class LogFilter:
             or (self.since is not None and at < epoch_ms(self.since))
             or (self.until is not None and at > epoch_ms(self.until))
         )
+
+    def view_query(self, after: Position) -> dict[str, Any]:
+        """The MongoDB filter of the view documents this filter lists, older than `after`: what
+        `accepts` says of an index entry, said to a server with real indexes (collections.py's
+        `VIEW_INDEXES`), sorted by (`at_ms`, `_id`) newest first."""
+        clauses: list[dict[str, Any]] = [
+            {name: value}
+            for name, value in (
+                ("user", self.user),
+                ("status", self.status),
+                ("target", self.target),
+            )
+            if value is not None
+        ]
+        if self.machine is not None:
+            clauses.append({"target": {"$regex": f"^{re.escape(self.machine)}/"}})
+        if self.since is not None:
+            clauses.append({"at_ms": {"$gte": epoch_ms(self.since)}})
+        if self.until is not None:
+            clauses.append({"at_ms": {"$lte": epoch_ms(self.until)}})
+        at, rid = after
+        if rid:
+            clauses.append({"$or": [{"at_ms": {"$lt": at}}, {"at_ms": at, "_id": {"$lt": rid}}]})
+        else:
+            clauses.append({"at_ms": {"$lt": at}})
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def start(self) -> Position:
         """Where the first page starts."""

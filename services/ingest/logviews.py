@@ -1,11 +1,12 @@
 """Reads of the log read models the logger keeps (see schemas/views.py for their layout).
 
-Every read is an `_id` lookup, the only one FerretDB serves from an index, so a page costs the
-same with a thousand logs or a million: the directory of days, the days' directories of slots,
-and the buckets needed to fill the page (both a few at a time, newest first). A bucket entry
-carries its request's whole view document, so there is no lookup per row (FerretDB answers `$in`
-on `_id` by a scan). A page stops after `max_buckets` slots per path and then says where it
-stopped (a short page with a cursor).
+On MongoDB a page is a find on the view documents, sorted and filtered by their indexes. On
+FerretDB (SQLite, which serves no index but `_id`), every read is an `_id` lookup, so a page
+costs the same with a thousand logs or a million: the directory of days, the days' directories
+of slots, and the buckets needed to fill the page (both a few at a time, newest first). A bucket
+entry carries its request's whole view document, so there is no lookup per row (FerretDB answers
+`$in` on `_id` by a scan). A page stops after `max_buckets` slots per path and then says where
+it stopped (a short page with a cursor).
 """
 
 from __future__ import annotations
@@ -21,12 +22,23 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime.mongo import Doc, StoreUnavailable, store_errors
+from runtime.mongo import Doc, StoreUnavailable, server_is_ferretdb, store_errors
 from schemas.collections import LOG_INDEX, VIEW_DAILY
-from schemas.views import bucket_id, daily_id, day_key, directory_id, slot_key, slot_start_ms
+from schemas.views import (
+    VIEW_OF,
+    bucket_id,
+    daily_id,
+    day_key,
+    directory_id,
+    slot_key,
+    slot_start_ms,
+)
 from services.ingest.logquery import LogFilter, Position
 
 log = logging.getLogger(__name__)
+
+#: The order of a page read by the server's indexes (schemas/collections.py's VIEW_INDEXES).
+VIEW_ORDER = [("at_ms", -1), ("_id", -1)]
 
 #: Buckets read at once while walking back: one first (often enough: a bucket holds tens of
 #: rows), then more at a time, up to the last, so that a dense filter parses little that it
@@ -76,7 +88,11 @@ class LogReader:
         max_buckets: int = 96,
         concurrency: int = 32,
         clock: Callable[[], float] = time.monotonic,
+        indexed: bool | None = None,
     ):
+        """`indexed`: read pages from the view documents by the server's indexes (MongoDB)
+        instead of the hand-made log index (FerretDB); None: ask the server at the first page."""
+        self._indexed = indexed
         self._db, self._max_buckets = db, max_buckets
         self._gate = asyncio.Semaphore(concurrency)
         self._kept: dict[str, tuple[float, Doc | None]] = {}  # daily id -> (read at, doc)
@@ -94,6 +110,10 @@ class LogReader:
     ) -> tuple[list[dict[str, Any]], Position | None]:
         """Up to `limit` view documents older than `after`, newest first, and the position of
         the next page (None: the end)."""
+        if self._indexed is None:
+            self._indexed = not await server_is_ferretdb(self._db)
+        if self._indexed:
+            return await self._page_indexed(flt, after, limit)
         walks = await self._all(self._walk(p, flt, after, limit) for p in flt.paths)
         bounds = [b for _, b in walks if b is not None]
         floor = max(bounds) if bounds else None  # every match above it has been seen
@@ -108,6 +128,29 @@ class LogReader:
         else:
             following = floor
         return [{**c.row, "_id": c.request_id} for c in page], following
+
+    async def _page_indexed(
+        self, flt: LogFilter, after: Position, limit: int
+    ) -> tuple[list[dict[str, Any]], Position | None]:
+        """A page read by the server's indexes: each path's newest `limit`, merged."""
+        query = flt.view_query(after)
+
+        async def newest(path: str) -> list[Doc]:
+            async with self._gate:
+                found = self._db[VIEW_OF[path]].find(query).sort(VIEW_ORDER).limit(limit)
+                return await found.to_list(None)
+
+        per_path: list[list[Doc]] = await self._all(newest(p) for p in flt.paths)
+        rows = sorted(
+            (d for docs in per_path for d in docs),
+            key=lambda d: (d["at_ms"], d["_id"]),
+            reverse=True,
+        )
+        page = rows[:limit]
+        more = len(rows) > limit or any(len(docs) == limit for docs in per_path)
+        last = page[-1] if more and page else None
+        following = (int(str(last["at_ms"])), str(last["_id"])) if last is not None else None
+        return page, following
 
     async def _walk(
         self, path: str, flt: LogFilter, after: Position, limit: int
@@ -143,7 +186,10 @@ class LogReader:
         low_slot = slot_key(dim, flt.since) if flt.since else ""
         days: dict[str, Any] = top.get("d") or {}  # type: ignore[assignment]
         wanted = [d for d in sorted(days, reverse=True) if low_day <= d]
-        wanted = [d for d in wanted if slot_start_ms(d) < after[0]]
+        # a position (t, id) lists logs of t with a smaller id: the slot (or day) that starts
+        # at t still holds some; a position (t, "") lists none of t
+        above = after[0] + (1 if after[1] else 0)
+        wanted = [d for d in wanted if slot_start_ms(d) < above]
         start, rounds = 0, 0
         while start < len(wanted):  # day directories, a few at once as with buckets
             ahead = wanted[start : start + PREFETCH[min(rounds, len(PREFETCH) - 1)]]
@@ -154,7 +200,7 @@ class LogReader:
             for doc in listed:
                 slots: dict[str, Any] = (doc or {}).get("s") or {}
                 for slot in sorted(slots, reverse=True):
-                    if low_slot <= slot and slot_start_ms(slot) < after[0]:
+                    if low_slot <= slot and slot_start_ms(slot) < above:
                         yield slot
 
     async def _read(

@@ -16,6 +16,11 @@
 
 If MongoDB does not answer within `quota_store_timeout_s`, the process falls back to its own
 counts (`quotas.py`) and logs it: a paused database slows no caller, and quotas then hold per copy.
+That bound covers a call whole (its wait for a lock, of this process or across copies, and every
+round trip), and after a call that missed it the next calls fall back at once for
+`STORE_RETRY_S` (`Breaker`): requests queued behind one another while MongoDB is away would
+otherwise each wait the bound in turn (found by the FerretDB fault test: every request made
+during a 10 s stop waited for the database to come back).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
@@ -48,11 +53,43 @@ BUCKETS = 10
 #: Leases below the limit from which a request does not wait for the next lease (see SharedWindow).
 FAR = 8
 
+#: After a quota call found the store away (or too slow), calls fail at once for this long.
+STORE_RETRY_S = 1.0
+
 T = TypeVar("T")
 
 
 class StoreDown(Exception):
     """The counters could not be reached in time: the caller falls back to its own counts."""
+
+
+@dataclass
+class Breaker:
+    """Bounds each store call by `timeout_s`; once one missed it (or the store was away), calls
+    fail at once for `open_s`, then the next one tries the store again."""
+
+    timeout_s: float
+    open_s: float = STORE_RETRY_S
+    clock: Callable[[], float] = time.monotonic
+    _until: float = 0.0
+
+    @contextlib.asynccontextmanager
+    async def bounded(self) -> AsyncIterator[None]:
+        """The block runs under the bound; StoreDown when open, late or refused by the store."""
+        if self.clock() < self._until:
+            raise StoreDown("the store did not answer in time just now")
+        try:
+            with store_errors():
+                async with asyncio.timeout(self.timeout_s):
+                    yield
+        except (TimeoutError, StoreUnavailable) as e:
+            self._until = self.clock() + self.open_s
+            raise StoreDown(str(e) or f"no answer in {self.timeout_s:g} s") from e
+
+    async def call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One store call under the bound (made only when the breaker is closed)."""
+        async with self.bounded():
+            return await call()
 
 
 class Counters(Protocol):
@@ -253,7 +290,8 @@ class SharedWindow:
 
 @dataclass
 class MongoCounters:
-    """Bucket counts in `quota_counters`; every call bounded by `timeout_s`.
+    """Bucket counts in `quota_counters`; every call bounded by `timeout_s` as a whole (through
+    `Breaker`, waits for locks included).
 
     One add per bucket at a time: within a copy by an asyncio lock, across copies by `locks`
     (on FerretDB, whose 1.x updates are not atomic across connections on SQLite, issue #3040:
@@ -265,30 +303,30 @@ class MongoCounters:
     timeout_s: float
     locks: DocLocks | None = None
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    breaker: Breaker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breaker = Breaker(self.timeout_s)
 
     async def add(self, key: str, n: int) -> int:
         lock = self._locks.setdefault(key, asyncio.Lock())
         across = self.locks or DocLocks(self.db, on=False)
         try:
-            async with lock, across.held(RATES, key):
+            async with self.breaker.bounded(), lock, across.held(RATES, key):
                 try:
                     return await self._add(key, n)
                 except DuplicateKeyError:  # two first upserts of one bucket: the loser retries
                     return await self._add(key, n)
-        except StoreUnavailable as e:  # the lock's own store calls, or a lock held too long
-            raise StoreDown(str(e)) from e
         finally:
             if not lock.locked() and len(self._locks) > 10_000:
                 self._locks.clear()
 
     async def _add(self, key: str, n: int) -> int:
-        doc = await self._bounded(
-            self.db[RATES].find_one_and_update(
-                {"_id": key},
-                {"$inc": {"n": n}, "$setOnInsert": {"at": datetime.now(UTC)}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
+        doc = await self.db[RATES].find_one_and_update(
+            {"_id": key},
+            {"$inc": {"n": n}, "$setOnInsert": {"at": datetime.now(UTC)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
         return _count(doc["n"]) if doc else n
 
@@ -297,18 +335,11 @@ class MongoCounters:
             cursor = self.db[RATES].find({"_id": {"$in": list(keys)}}, {"n": 1})
             return {str(d["_id"]): _count(d["n"]) async for d in cursor}
 
-        return await self._bounded(read())
+        return await self.breaker.call(read)
 
     async def forget_before(self, cutoff: datetime) -> None:
         """Drop buckets older than `cutoff` (FerretDB 1.x has no TTL index)."""
-        await self._bounded(self.db[RATES].delete_many({"at": {"$lt": cutoff}}))
-
-    async def _bounded(self, call: Awaitable[T]) -> T:
-        try:
-            with store_errors():
-                return await asyncio.wait_for(call, self.timeout_s)
-        except (TimeoutError, StoreUnavailable) as e:
-            raise StoreDown(str(e) or type(e).__name__) from e
+        await self.breaker.call(lambda: self.db[RATES].delete_many({"at": {"$lt": cutoff}}))
 
 
 #: Seats tried at random before a user's seats are read (the scan, only near the limit).
@@ -465,7 +496,7 @@ class SharedTasks:
 
 @dataclass
 class MongoSlots:
-    """Seats and markers in `task_slots`; every call bounded by `timeout_s`.
+    """Seats and markers in `task_slots`; every call bounded by `timeout_s` (through `Breaker`).
 
     Inserts are grouped: while one is in flight, those that arrive wait and then go together in
     one unordered `insert_many` (at most `batch` documents), so under load a seat costs a share
@@ -479,6 +510,10 @@ class MongoSlots:
     batch: int = 512
     _waiting: list[tuple[list[Doc], asyncio.Future[set[int]]]] = field(default_factory=list)
     _flusher: asyncio.Task[None] | None = None
+    breaker: Breaker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.breaker = Breaker(self.timeout_s)
 
     async def insert(self, docs: Sequence[Doc]) -> int:
         done: asyncio.Future[set[int]] = asyncio.get_running_loop().create_future()
@@ -523,7 +558,7 @@ class MongoSlots:
     async def _insert_many(self, docs: list[Doc]) -> set[int]:
         """The indexes of `docs` whose `_id` was taken."""
         try:
-            await self._bounded(self.db[SLOTS].insert_many(docs, ordered=False))
+            await self._bounded(lambda: self.db[SLOTS].insert_many(docs, ordered=False))
         except BulkWriteError as e:
             errors = e.details.get("writeErrors", [])
             if not errors or any(err.get("code") != 11000 for err in errors):
@@ -533,27 +568,25 @@ class MongoSlots:
 
     async def of_user(self, user: str | None) -> list[Doc]:
         query = {} if user is None else {"user": user}
-        found: list[Doc] = await self._bounded(self.db[SLOTS].find(query).to_list(None))
+        found: list[Doc] = await self._bounded(lambda: self.db[SLOTS].find(query).to_list(None))
         return found
 
     async def get(self, _id: str) -> Doc | None:
-        found: Doc | None = await self._bounded(self.db[SLOTS].find_one({"_id": _id}))
+        found: Doc | None = await self._bounded(lambda: self.db[SLOTS].find_one({"_id": _id}))
         return found
 
     async def delete(self, _id: str, request: str | None = None) -> bool:
         query: Doc = {"_id": _id} if request is None else {"_id": _id, "request": request}
-        done = await self._bounded(self.db[SLOTS].delete_one(query))
+        done = await self._bounded(lambda: self.db[SLOTS].delete_one(query))
         return done.deleted_count == 1
 
     async def set_seat(self, marker: str, seat: str) -> None:
-        await self._bounded(self.db[SLOTS].update_one({"_id": marker}, {"$set": {"seat": seat}}))
+        await self._bounded(
+            lambda: self.db[SLOTS].update_one({"_id": marker}, {"$set": {"seat": seat}})
+        )
 
-    async def _bounded(self, call: Awaitable[T]) -> T:
-        try:
-            with store_errors():
-                return await asyncio.wait_for(call, self.timeout_s)
-        except (TimeoutError, StoreUnavailable) as e:
-            raise StoreDown(str(e) or type(e).__name__) from e
+    async def _bounded(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await self.breaker.call(call)
 
 
 def _count(value: object) -> int:

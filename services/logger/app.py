@@ -37,7 +37,14 @@ async def run(settings: LoggerSettings, stop: asyncio.Event) -> None:
         mongo = mongo_on(stack, settings)
         producer = await start_producer(stack, settings)
         db = database(mongo, settings)
-        store = ViewStore(db, settings.write_concurrency, DocLocks(db, on=await is_ferretdb(db)))
+        # FerretDB: locks (its updates are not atomic) and the hand-made log index (SQLite has
+        # no index but `_id`); MongoDB: the view documents' own indexes answer the log pages.
+        ferretdb = await is_ferretdb(db)
+        store = ViewStore(
+            db, settings.write_concurrency, DocLocks(db, on=ferretdb), buckets=ferretdb
+        )
+        if not ferretdb:
+            await retry.run(store.create_view_indexes, "create the log views' indexes")
         if settings.register_views:
             created = await retry.run(store.register_views, "register live views")
             if created:

@@ -231,19 +231,23 @@ def _earlier_statuses(path: str, raw: dict[str, Any] | None, status: str) -> set
     return {str(h.get("status")) for h in raw.get("history") or []} - {status}
 
 
-def effects(fact: Fact, raw: dict[str, Any] | None, into: Writes) -> None:
-    """Add the writes of one fact to `into`."""
+def effects(fact: Fact, raw: dict[str, Any] | None, into: Writes, *, buckets: bool = True) -> None:
+    """Add the writes of one fact to `into`. `buckets`: write the hand-made log index too (on
+    FerretDB/SQLite; where the server has real indexes, the pages read the view documents)."""
     view = project(fact.path, raw) if raw is not None else from_fact(fact)
     accepted = view.get("accepted_at") or fact.accepted_at or fact.at
     view["accepted_at"], view["hour"] = accepted, hour_key(accepted)
-    user = str(view.get("user") or fact.user or UNKNOWN)
-    target = str(view.get("target") or fact.target or UNKNOWN)
-    status = str(view.get("status") or fact.status)
+    # the fields a page filters and sorts on, as the log index keys them
+    view["user"] = user = str(view.get("user") or fact.user or UNKNOWN)
+    view["target"] = target = str(view.get("target") or fact.target or UNKNOWN)
+    view["status"] = status = str(view.get("status") or fact.status)
+    view["at_ms"] = epoch_ms(accepted)
     into.replaces[(VIEW_OF[fact.path], fact.request_id)] = view
-    earlier = _earlier_statuses(fact.path, raw, status)
-    row = {k: v for k, v in view.items() if k != "_id"}
-    keys = (user, target, status)
-    _index(into, fact, row, accepted=accepted, keys=keys, earlier=earlier)
+    if buckets:
+        earlier = _earlier_statuses(fact.path, raw, status)
+        row = {k: v for k, v in view.items() if k != "_id"}
+        keys = (user, target, status)
+        _index(into, fact, row, accepted=accepted, keys=keys, earlier=earlier)
     _counters(into, fact, accepted=accepted, user=user, target=target, latency=_latency(fact, raw))
 
 
@@ -276,8 +280,12 @@ def _index(
         slots.sets.update({f"s.{slot}": 1, "path": path, "dim": dim, "value": value, "day": day})
     for old in earlier:  # the buckets of its earlier statuses no longer list it
         for dim, value in (("status", old), ("user_status", user_status_value(user, old))):
-            old_bucket = bucket_id(path, dim, value, slot_key(dim, accepted))
-            into.update(LOG_INDEX, old_bucket).unsets.add(f"entries.{rid}")
+            old_bucket = into.update(
+                LOG_INDEX, bucket_id(path, dim, value, slot_key(dim, accepted))
+            )
+            # the later fact wins: an entry set there by an earlier fact of this batch goes too
+            old_bucket.sets.pop(f"entries.{rid}", None)
+            old_bucket.unsets.add(f"entries.{rid}")
 
 
 def _counters(

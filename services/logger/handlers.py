@@ -125,7 +125,7 @@ class Folder:
             raws = await self._store.raw((f.path, f.request_id) for f in todo)
             writes = Writes()
             for f in todo:
-                effects(f, raws.get((f.path, f.request_id)), writes)
+                effects(f, raws.get((f.path, f.request_id)), writes, buckets=self._store.buckets)
             await self._store.apply(writes)
         except StoreUnavailable as exc:  # not applied: the claims stay not done, folded again
             return [exc if f.key in seen else False for f in facts]

@@ -149,7 +149,7 @@ async def rebuild(
                 if not facts:
                     done.without_facts += 1
                 for fact in facts:  # the logger's own fold, as if each fact were a message
-                    effects(fact, raw, writes)
+                    effects(fact, raw, writes, buckets=store.buckets)
                     keys.append(fact.key)
             _cheaper(writes, written)
             await store.apply(writes, fresh=True)

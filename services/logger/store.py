@@ -22,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from runtime.doclocks import DocLocks
-from runtime.mongo import Doc, store_errors
+from runtime.mongo import Doc, create_indexes, store_errors
 from schemas.base import utcnow
 from schemas.collections import (
     ENQUEUE_LOGS,
@@ -37,7 +37,7 @@ from schemas.collections import (
     VIEW_ONDEMAND,
     VIEW_USAGE,
 )
-from schemas.views import RAW_OF
+from schemas.views import RAW_OF, VIEW_OF
 from services.logger.errors import StoreRefused, StoreUnavailable
 from services.logger.fold import Update, Writes
 
@@ -73,14 +73,28 @@ class ViewStore:
     """Claims facts, reads raw logs, writes read models."""
 
     def __init__(
-        self, db: AsyncDatabase[Doc], concurrency: int = 8, locks: DocLocks | None = None
+        self,
+        db: AsyncDatabase[Doc],
+        concurrency: int = 8,
+        locks: DocLocks | None = None,
+        *,
+        buckets: bool = True,
     ) -> None:
         """`locks`: on FerretDB, where two logger copies updating one read-model document at
         once can lose an update (a count, an index entry), each update holds its document's
-        lock (runtime/doclocks.py)."""
+        lock (runtime/doclocks.py). `buckets`: keep the hand-made log index (FerretDB/SQLite,
+        which has no index but `_id` to answer a page from); False where the server's own
+        indexes on the view documents do (`create_view_indexes`)."""
         self._db, self._folds = db, db[FOLDS]
         self._gate = asyncio.Semaphore(concurrency)
         self._locks = locks or DocLocks(db, on=False)
+        self.buckets = buckets
+
+    async def create_view_indexes(self) -> None:
+        """The indexes the log pages read the view documents by (schemas/collections.py)."""
+        with store_errors():
+            for name in VIEW_OF.values():
+                await create_indexes(self._db, name)
 
     async def claim(self, keys: Sequence[str]) -> set[str]:
         """Claim each key (`done: False`); the keys to fold now: the new ones, and those claimed

@@ -279,7 +279,7 @@ async def test_a_page_of_one_users_status_reads_only_that_pairs_buckets() -> Non
         return await find_one(query)
 
     index.find_one = counted
-    reader = LogReader(store)  # type: ignore[arg-type]
+    reader = LogReader(store, indexed=False)  # type: ignore[arg-type]
     flt = LogFilter(paths=("ondemand",), user="alice", status="failed")
     docs, following = await reader.page(flt, flt.start(), 50)
     assert [d["_id"] for d in docs] == ["r00", "r10", "r20", "r30"]
@@ -350,7 +350,7 @@ async def test_pages_walk_the_slots_newest_first_and_every_log_appears_once() ->
         fact = Fact("ondemand", f"r{i:03d}", status, at, user=user, target="m1/e", accepted_at=at)
         effects(fact, None, writes)
     _apply(store, writes)
-    reader = LogReader(store, max_buckets=5)  # type: ignore[arg-type]
+    reader = LogReader(store, max_buckets=5, indexed=False)  # type: ignore[arg-type]
     for flt in (
         LogFilter(paths=PATHS),
         LogFilter(paths=("ondemand",), user="alice", status="failed"),
@@ -515,3 +515,40 @@ async def test_warm_reads_every_closed_day_the_dashboard_can_show() -> None:
     found = await reader.daily("ondemand", days, closed_before=day_key(AT - timedelta(days=1)))
     assert list(found) == [day_key(AT - timedelta(days=9))]
     assert reads == []  # every day the dashboard can show was read at the start
+
+
+def test_a_status_left_later_in_the_same_batch_is_not_listed_under_it() -> None:
+    """Two facts of one request folded in one batch (its raw log unreadable): the later status
+    removes the entry the earlier one set in its status's bucket (the set was kept before, and
+    the request listed under a status it had left; found comparing the two ways of reading)."""
+    writes = Writes()
+    effects(Fact("enqueue", "r1", "queued", AT, counted=True, user="u"), None, writes)
+    effects(Fact("enqueue", "r1", "running", AT, user="u"), None, writes)
+    queued = writes.updates[("view_log_index", f"enqueue|status|queued|{slot_key('status', AT)}")]
+    assert "entries.r1" not in queued.sets
+    assert queued.spec()["$unset"] == {"entries.r1": ""}
+
+
+def test_without_buckets_a_fact_writes_its_view_with_the_keys_pages_sort_and_filter_on() -> None:
+    writes = Writes()
+    effects(Fact("ondemand", "r1", "ok", AT, counted=True), None, writes, buckets=False)
+    assert not [key for key in writes.updates if key[0] == "view_log_index"]
+    view = writes.replaces[("view_ondemand_logs", "r1")]
+    assert view["at_ms"] == int(AT.timestamp() * 1000)
+    assert (view["user"], view["target"], view["status"]) == ("-", "-", "ok")
+
+
+def test_the_view_query_says_what_an_index_entry_match_says() -> None:
+    since, until = AT - timedelta(hours=1), AT
+    flt = LogFilter(("ondemand",), user="u", machine="m.1", since=since, until=until)
+    at = int(AT.timestamp() * 1000)
+    assert flt.view_query((at, "r9")) == {
+        "$and": [
+            {"user": "u"},
+            {"target": {"$regex": "^m\\.1/"}},
+            {"at_ms": {"$gte": at - 3_600_000}},
+            {"at_ms": {"$lte": at}},
+            {"$or": [{"at_ms": {"$lt": at}}, {"at_ms": at, "_id": {"$lt": "r9"}}]},
+        ]
+    }
+    assert LogFilter(("enqueue",)).view_query(START) == {"at_ms": {"$lt": START[0]}}
