@@ -51,6 +51,7 @@ from bench.rawlogs import (
     page_query,
     page_sql,
     per_log,
+    same_page,
 )
 from mlbus.servers.ferretdb import FerretDBServer
 from mlbus.servers.postgres import DATABASE, PostgresServer
@@ -108,8 +109,9 @@ class _BothCollection:
         await asyncio.gather(*(one(k, db) for k, db in self.both.dbs.items()))
 
 
-async def add_rare_user(dbs: Mapping[str, Any], days: int) -> None:
-    """A few raw logs of a user who is seldom there (a sparse filter's case)."""
+async def add_rare_user(dbs: Mapping[str, Any], days: int) -> set[str]:
+    """A few raw logs of a user who is seldom there (a sparse filter's case); their ids. They
+    are in the raw logs only, not in the bucket index."""
     rng, now = random.Random(7), utcnow()
     made: dict[str, list[dict[str, Any]]] = {"enqueue": [], "ondemand": []}
     for _ in range(RARE_LOGS):
@@ -120,6 +122,7 @@ async def add_rare_user(dbs: Mapping[str, Any], days: int) -> None:
     for db in dbs.values():
         for path, docs in made.items():
             await db[RAW_OF[path]].insert_many(docs)
+    return {str(d["_id"]) for docs in made.values() for d in docs}
 
 
 async def create_indexes(db: Any) -> float:
@@ -201,9 +204,11 @@ async def one_backend(
     positions: Mapping[str, Position],
     repeat: int,
     budget_s: float,
+    *,
+    rare: set[str],
 ) -> dict[str, Any]:
     """Every shape on one backend, from its position: explain, raw and bucket times, the two
-    pages compared."""
+    pages compared (`rare`: the rare user's logs, which the buckets lack)."""
     reader, out = LogReader(db), {}
     some = await db[ENQUEUE_LOGS].find_one({}, {"_id": 1})
     out["baseline: _id lookup"] = {
@@ -220,8 +225,7 @@ async def one_backend(
         row: dict[str, Any] = {
             "rows": len(raw_ids),
             "ids": raw_ids,
-            # The rare user's logs are in the raw logs only (see add_rare_user).
-            "same_page": raw_ids == bucket_ids if flt.user != RARE_USER else None,
+            "same_page": same_page(raw_ids, bucket_ids, rare) if flt.user != RARE_USER else None,
             "explain": {p: await explain(db, page_query(p, flt, after, LIMIT)) for p in flt.paths},
         }
 
@@ -384,7 +388,7 @@ async def run(args: argparse.Namespace) -> None:
         both = Both(dbs)
         report["fill"] = await fill(both, args.count, args.days)
         report["fill"]["insert_s"] = {k: round(v, 1) for k, v in both.spent.items()}
-        await add_rare_user(dbs, args.days)
+        rare = await add_rare_user(dbs, args.days)
         report["logs"] = logs = report["fill"]["logs"] + 2 * RARE_LOGS
         say(f"filled in {report['fill']['fill_s']} s; creating the plain indexes")
         report["index_s"] = {k: await create_indexes(db) for k, db in dbs.items()}
@@ -395,7 +399,7 @@ async def run(args: argparse.Namespace) -> None:
         for backend, db in dbs.items():
             say(f"\n{backend}: each page from the raw logs and from the buckets")
             report["pages"][backend] = await one_backend(
-                db, flts, positions, args.repeat, args.budget_s
+                db, flts, positions, args.repeat, args.budget_s, rare=rare
             )
         say("\npostgresql: each page as SQL with filter, sort and limit pushed down")
         expected = {k: v["ids"] for k, v in report["pages"]["sqlite"].items() if "ids" in v}

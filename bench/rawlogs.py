@@ -147,6 +147,13 @@ def merge(
     return [doc for _, doc in page], (page[-1][0] if more and page else None)
 
 
+def same_page(raw: Sequence[str], buckets: Sequence[str], only_raw: set[str]) -> bool:
+    """Whether a page read from the raw logs is the bucket index's, but for the logs that only
+    the raw logs have (`only_raw`), which push the bucket page's last rows off it."""
+    kept = [rid for rid in raw if rid not in only_raw]
+    return kept == list(buckets[: len(kept)]) and (len(kept) < len(raw) or len(raw) == len(buckets))
+
+
 #: The collections a log costs, by role.
 RAW = (ENQUEUE_LOGS, ONDEMAND_LOGS)
 ROWS = (VIEW_ENQUEUE, VIEW_ONDEMAND)

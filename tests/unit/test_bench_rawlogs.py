@@ -24,6 +24,7 @@ from bench.rawlogs import (
     page_query,
     page_sql,
     per_log,
+    same_page,
 )
 from schemas.collections import ENQUEUE_LOGS, LOG_INDEX, ONDEMAND_LOGS, VIEW_DAILY, VIEW_ENQUEUE
 from schemas.views import RAW_OF, epoch_ms
@@ -245,3 +246,12 @@ def test_sql_of_a_page_asks_with_equalities_keyset_sort_and_limit() -> None:
     assert first.endswith("\"t\" ORDER BY _jsonb->'created_at' DESC, _jsonb->'_id' DESC LIMIT 25")
     with pytest.raises(ValueError, match="table"):
         page_sql("ondemand", LogFilter(paths=("ondemand",)), START, 25, 't"; DROP TABLE x; --')
+
+
+def test_a_raw_page_is_the_buckets_but_for_logs_only_the_raw_logs_have() -> None:
+    assert same_page(["a", "b", "c"], ["a", "b", "c"], set())
+    assert same_page(["a", "x", "b"], ["a", "b", "c"], {"x"})  # x pushed c off the raw page
+    assert same_page(["x", "a"], ["a"], {"x"})  # the last page
+    assert not same_page(["a", "c", "b"], ["a", "b", "c"], set())  # out of order
+    assert not same_page(["a", "b"], ["a", "b", "c"], set())  # a row missing
+    assert not same_page(["a", "x", "c"], ["a", "b", "c"], {"x"})  # b missing
