@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaProducer
-
 from runtime import metrics
-from schemas.codec import encode, envelope_for
+from runtime.worker import Publisher
 from schemas.logs import RequestLogged
-from schemas.topics import LOGS
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +21,13 @@ log = logging.getLogger(__name__)
 class LogBus:
     """Publishes RequestLogged, fire and forget."""
 
-    def __init__(self, producer: AIOKafkaProducer, prefix: str, service: str) -> None:
-        self._producer, self._topic, self._service = producer, LOGS.named(prefix), service
+    def __init__(self, logs: Publisher[RequestLogged], service: str) -> None:
+        self._logs, self._service = logs, service
 
     async def logged(self, entry: RequestLogged) -> None:
         """Hand the message to the producer; its delivery is checked in the background."""
-        envelope = envelope_for(LOGS, entry, id=entry.request_id, user=entry.user)
         try:
-            sent = await self._producer.send(
-                self._topic, encode(envelope), key=entry.request_id.encode()
-            )
+            sent = await self._logs.hand(entry, id=entry.request_id, user=entry.user)
         except Exception as exc:
             self._failed(entry, exc)
             return

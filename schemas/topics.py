@@ -7,9 +7,13 @@ may prefix every name (`MLBUS_TOPIC_PREFIX`), which is also how each test gets i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic
 
-from schemas.base import Model
+from typing_extensions import TypeVar
+
+from schemas.base import Envelope, Model
 from schemas.dlq import DeadLetter
 from schemas.enqueue import EnqueueTask
 from schemas.heartbeat import AgentHeartbeat
@@ -22,17 +26,31 @@ from schemas.tasks import TaskEvent
 
 DLQ = "mlbus.dlq"
 
+#: A topic's payload model. Covariant: a `TopicSpec[EnqueueTask]` is a `TopicSpec[Model]` (the
+#: registry holds them all), while a handler's `Envelope[P]` pins P exactly (runtime.worker).
+P_co = TypeVar("P_co", bound=Model, covariant=True, default=Model)
+
+
+def by_request_id(envelope: Envelope[Any]) -> str:
+    """The key of a request topic: the envelope's id (the request id lives on the envelope,
+    not in the payload, so key functions read the envelope)."""
+    return envelope.id
+
 
 @dataclass(frozen=True)
-class TopicSpec:
+class TopicSpec(Generic[P_co]):
     """One topic: its name, what keys it, how many partitions, what it carries, and which of
     mlbus's services write it and read it (checked against their code by
-    tests/unit/test_dataflow.py; the README's "Data flow" table is written from them)."""
+    tests/unit/test_dataflow.py; the README's "Data flow" table is written from them).
+
+    `key` says in words what keys it (for the docs); `key_of` computes it from an envelope, and
+    the publishers of `runtime.worker` key every message with it. None: the key is not in the
+    message (a compacted state topic's records name theirs, tombstones carry none)."""
 
     name: str
     key: str
     partitions: int
-    payload: type[Model]
+    payload: type[P_co]
     message_type: str
     version: int = 1
     compacted: bool = False
@@ -40,6 +58,7 @@ class TopicSpec:
     dlq: str = DLQ
     producers: tuple[str, ...] = ()
     consumers: tuple[str, ...] = ()
+    key_of: Callable[[Envelope[P_co]], str | None] | None = by_request_id
 
     def named(self, prefix: str) -> str:
         """The topic's name under a deployment prefix."""
@@ -72,6 +91,7 @@ TASK_EVENTS = TopicSpec(
     "TaskEvent",
     producers=("enqueuer", "monitor"),
     consumers=("monitor", "logger", "notifier"),  # the monitor's partitions share its requests
+    key_of=lambda e: e.payload.request_id,
 )
 HEARTBEATS = TopicSpec(
     "mlbus.heartbeats",
@@ -82,6 +102,7 @@ HEARTBEATS = TopicSpec(
     retention_ms=3_600_000,
     producers=("agent",),
     consumers=("monitor", "notifier"),
+    key_of=lambda e: e.payload.machine_id,
 )
 RESOURCE_STATE = TopicSpec(
     "mlbus.state.resources",
@@ -91,6 +112,7 @@ RESOURCE_STATE = TopicSpec(
     "ResourceState",
     compacted=True,
     producers=("monitor",),  # for readers outside mlbus: ingest reads the monitor's read model
+    key_of=lambda e: e.payload.machine_id,
 )
 QUEUE_STATE = TopicSpec(
     "mlbus.state.queues",
@@ -101,6 +123,7 @@ QUEUE_STATE = TopicSpec(
     compacted=True,
     producers=("monitor",),
     consumers=("notifier",),
+    key_of=lambda e: e.payload.queue_id,
 )
 NOTIFICATIONS = TopicSpec(
     "mlbus.notifications",
@@ -110,6 +133,7 @@ NOTIFICATIONS = TopicSpec(
     "Notification",
     producers=("notifier", "enqueuer", "inference_router", "ingest"),
     consumers=("notifier", "ingest"),  # the notifier stores and sends; ingest streams (SSE)
+    key_of=lambda e: e.payload.subject,
 )
 NOTIFIER_STATE = TopicSpec(
     "mlbus.state.notifier",
@@ -120,6 +144,7 @@ NOTIFIER_STATE = TopicSpec(
     compacted=True,
     producers=("notifier",),
     consumers=("notifier",),
+    key_of=None,  # each record names its state key; a tombstone has no envelope
 )
 LOGS = TopicSpec(
     "mlbus.logs",
@@ -129,6 +154,7 @@ LOGS = TopicSpec(
     "RequestLogged",
     producers=("enqueuer", "inference_router"),
     consumers=("logger",),
+    key_of=lambda e: e.payload.request_id,
 )
 DEAD_LETTERS = TopicSpec(
     DLQ,
@@ -139,6 +165,7 @@ DEAD_LETTERS = TopicSpec(
     dlq="",
     producers=("enqueuer", "monitor", "inference_router", "notifier", "logger"),
     consumers=("mlbus dlq",),  # a person: show, replay
+    key_of=lambda e: e.payload.key,
 )
 
 #: Reply topics are per ingest instance: `mlbus.replies.<instance>` (one partition each).
@@ -154,7 +181,7 @@ REPLY_TEMPLATE = TopicSpec(
     consumers=("ingest",),
 )
 
-REGISTRY: tuple[TopicSpec, ...] = (
+REGISTRY: tuple[TopicSpec[Model], ...] = (
     ENQUEUE_REQUESTS,
     INFERENCE_REQUESTS,
     TASK_EVENTS,
@@ -167,9 +194,9 @@ REGISTRY: tuple[TopicSpec, ...] = (
     DEAD_LETTERS,
 )
 
-BY_TYPE: dict[str, TopicSpec] = {t.message_type: t for t in (*REGISTRY, REPLY_TEMPLATE)}
+BY_TYPE: dict[str, TopicSpec[Model]] = {t.message_type: t for t in (*REGISTRY, REPLY_TEMPLATE)}
 
 
-def reply_topic(instance: str) -> TopicSpec:
+def reply_topic(instance: str) -> TopicSpec[InferenceReplied]:
     """The reply topic of one ingest instance."""
     return dataclasses.replace(REPLY_TEMPLATE, name=REPLIES_PREFIX + instance)

@@ -10,6 +10,7 @@ import time
 
 from runtime import metrics
 from runtime.kafka import ensure_topics, start_producer
+from runtime.worker import bound
 from schemas.heartbeat import AgentHeartbeat
 from schemas.topics import HEARTBEATS
 from services.agent.bus import HeartbeatPublisher
@@ -33,7 +34,9 @@ async def run(settings: AgentSettings, stop: asyncio.Event) -> None:
         sync_stack.callback(collector.close)
         async with contextlib.AsyncExitStack() as stack:
             producer = await start_producer(stack, settings, linger_ms=settings.linger_ms)
-            publisher = HeartbeatPublisher(producer, HEARTBEATS.named(settings.topic_prefix))
+            publisher = HeartbeatPublisher(
+                bound(HEARTBEATS, producer, SERVICE, settings.topic_prefix)
+            )
             metrics.ready(SERVICE, True)
             try:
                 await HeartbeatLoop(collector, publisher, settings.interval_s).run(stop)

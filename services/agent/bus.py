@@ -1,26 +1,24 @@
-"""Publishing heartbeats to Kafka, keyed by machine id; Kafka errors become PublishFailedError."""
+"""Publishing heartbeats to Kafka, keyed by machine id (the topic's key function); Kafka errors
+become PublishFailedError."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from runtime import metrics
-from schemas.codec import encode, envelope_for
+from runtime.worker import Publisher
 from schemas.heartbeat import AgentHeartbeat
-from schemas.topics import HEARTBEATS
 from services.agent.errors import PublishFailedError
 
 
 class HeartbeatPublisher:
     """Sends one tick's heartbeats together, so that many simulated machines share batches."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
-        self._producer = producer
-        self._topic = topic
+    def __init__(self, heartbeats: Publisher[AgentHeartbeat]) -> None:
+        self._heartbeats = heartbeats
 
     async def publish(self, heartbeats: Sequence[AgentHeartbeat]) -> list[PublishFailedError]:
         """Send every heartbeat and wait for the broker; return the ones that failed."""
@@ -36,11 +34,8 @@ class HeartbeatPublisher:
         return failed
 
     async def _send(self, hb: AgentHeartbeat) -> None:
-        value = encode(envelope_for(HEARTBEATS, hb))
         try:
-            delivery = await self._producer.send(self._topic, value, key=hb.machine_id.encode())
-            await delivery
-            metrics.MESSAGES_PUBLISHED.labels("agent", HEARTBEATS.name).inc()
+            await (await self._heartbeats.hand(hb))  # counted as published when acknowledged
             metrics.observe_gpus(hb)
         except KafkaError as exc:
             raise PublishFailedError(hb.machine_id, f"{type(exc).__name__}: {exc}") from exc

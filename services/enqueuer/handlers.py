@@ -14,20 +14,19 @@ import time
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from runtime.clearml import ClearMLRejected, ClearMLUnauthorized
 from runtime.logbus import LogBus
 from runtime.retry import PermanentError
+from runtime.worker import Publisher
 from schemas.base import Envelope, JSONValue, utcnow
-from schemas.codec import SchemaError, encode, envelope_for
+from schemas.codec import SchemaError
 from schemas.enqueue import EnqueueTask
 from schemas.logs import RequestLogged
 from schemas.notifications import AlertStatus, Notification, Severity
 from schemas.status import SETTLED
 from schemas.tasks import TaskEvent, TaskEventKind
-from schemas.topics import NOTIFICATIONS, TASK_EVENTS
 from services.enqueuer.clearml import ClearML
 from services.enqueuer.errors import PublishFailed
 from services.enqueuer.params import to_hyperparams
@@ -54,13 +53,18 @@ class EnqueueHandler:
     """The enqueuer's one handler, and its failure hook."""
 
     def __init__(
-        self, clearml: ClearML, store: EnqueueLogStore, producer: AIOKafkaProducer, prefix: str
+        self,
+        clearml: ClearML,
+        store: EnqueueLogStore,
+        *,
+        events: Publisher[TaskEvent],
+        notifications: Publisher[Notification],
+        logs: Publisher[RequestLogged],
     ) -> None:
-        self._clearml, self._store, self._producer = clearml, store, producer
-        self._events_topic = TASK_EVENTS.named(prefix)
-        self._notifications_topic = NOTIFICATIONS.named(prefix)
+        self._clearml, self._store = clearml, store
+        self._events, self._notifications = events, notifications
         self._alerted_until = 0.0
-        self._logbus = LogBus(producer, prefix, "enqueuer")
+        self._logbus = LogBus(logs, "enqueuer")
 
     async def __call__(self, env: Envelope[EnqueueTask]) -> None:
         try:
@@ -92,11 +96,7 @@ class EnqueueHandler:
         )
         log.error("ClearML refuses mlbus's credentials: %s", exc)
         try:
-            await self._producer.send_and_wait(
-                self._notifications_topic,
-                encode(envelope_for(NOTIFICATIONS, notification, id=notification.id)),
-                key=notification.subject.encode(),
-            )
+            await self._notifications.send(notification, id=notification.id)
         except KafkaError as send_exc:
             log.warning("clearml_unavailable notification not published: %r", send_exc)
             self._alerted_until = 0.0
@@ -252,10 +252,6 @@ class EnqueueHandler:
             **fields,
         )
         try:
-            await self._producer.send_and_wait(
-                self._events_topic,
-                encode(envelope_for(TASK_EVENTS, event, id=env.id, user=env.user)),
-                key=env.id.encode(),
-            )
+            await self._events.send(event, id=env.id, user=env.user)
         except KafkaError as exc:
-            raise PublishFailed(f"{self._events_topic}: {exc!r}") from exc
+            raise PublishFailed(f"{self._events.topic}: {exc!r}") from exc

@@ -97,10 +97,10 @@ class Folder:
         return await self._commit.submit(fact)
 
     async def _flush(self, facts: Sequence[Fact]) -> list[bool | BaseException]:
-        # The raw logs the facts bring go in first: the fold reads them back (the first of a
-        # request's is the one kept).
+        # The raw logs the facts bring go in first (the first of a request's is the one kept):
+        # the fold reads back those that were there already.
         try:
-            await self._store.insert_raw([f.raw for f in facts if f.raw is not None])
+            stored = await self._store.insert_raw([f.raw for f in facts if f.raw is not None])
         except StoreUnavailable as exc:
             return [exc] * len(facts)
         # Keys applied here whose "done" mark failed: only the mark is left to write.
@@ -122,7 +122,10 @@ class Folder:
                 todo.append(f)
                 seen.add(f.key)
         try:
-            raws = await self._store.raw((f.path, f.request_id) for f in todo)
+            known = {("ondemand", rid): doc for rid, doc in stored.items()}
+            raws = known | await self._store.raw(
+                (f.path, f.request_id) for f in todo if (f.path, f.request_id) not in known
+            )
             writes = Writes()
             for f in todo:
                 effects(f, raws.get((f.path, f.request_id)), writes, buckets=self._store.buckets)

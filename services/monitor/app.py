@@ -1,5 +1,6 @@
-"""Wiring of the monitor: Kafka, MongoDB, ClearML, the task-events consumer and the poller;
-the heartbeat feed and the resource poller (resource and queue state)."""
+"""Wiring of the monitor: MongoDB, ClearML, its worker (runtime/worker.py: task events in; task
+events, resource and queue state out), the poller; the heartbeat feed and the resource poller
+(resource and queue state)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
-from runtime import metrics
 from runtime.clearml import ClearMLClient, open_session
-from runtime.consumer import ConsumerLoop, LoopConfig, make_consumer
-from runtime.kafka import ensure_topics, start_producer
+from runtime.consumer import LoopConfig
 from runtime.leader import Leadership
 from runtime.lifecycle import run_together
 from runtime.mongo import Doc, database, mongo_on
 from runtime.retry import RetryPolicy
+from runtime.worker import Worker, prepare
 from schemas.base import utcnow
-from schemas.topics import REGISTRY, TASK_EVENTS
+from schemas.topics import QUEUE_STATE, RESOURCE_STATE, TASK_EVENTS
 from services.monitor.clearml import ClearML
 from services.monitor.events import EventPublisher, StatePublisher
 from services.monitor.handlers import TaskEventHandler
@@ -39,11 +39,32 @@ SERVICE = "monitor"
 log = logging.getLogger(__name__)
 
 
+def worker(
+    settings: MonitorSettings, watch: WatchSet, shares: Shares, *, seeded_at: datetime
+) -> Worker:
+    """What the monitor consumes (task events: the requests its partitions follow) and
+    publishes (task events from its polls; resource and queue state)."""
+    worker = Worker(SERVICE, settings)
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    worker.subscribe(
+        TASK_EVENTS,
+        TaskEventHandler(watch, seeded_at, shares.owns),
+        group=settings.group,
+        name="consume",
+        config=LoopConfig(retry=retry),
+        listener=shares,  # after the batch in hand commits
+        session_timeout_ms=round(settings.group_session_s * 1000),
+        heartbeat_interval_ms=round(settings.group_heartbeat_s * 1000),
+    )
+    worker.publisher(TASK_EVENTS)
+    worker.publisher(RESOURCE_STATE)
+    worker.publisher(QUEUE_STATE)
+    return worker
+
+
 async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
     """Follow enqueued tasks until `stop` is set."""
-    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
-    await ensure_topics(settings, REGISTRY)
-    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    await prepare(settings)
     # Close order is the reverse of opening: every loop has returned (the consumer's last batch
     # committed, the pollers' ticks finished) before the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
@@ -51,40 +72,21 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
         http = await stack.enter_async_context(
             open_session(settings.clearml_timeout_s, connections=8)
         )
-        producer = await start_producer(stack, settings)
         store = TaskLogStore(database(mongo, settings))
         # Each copy follows the requests of its partitions of the task-events topic: loaded
         # from MongoDB when the group assigns them (before their events are read, so that no
         # TaskEnqueued event falls between the two; see handlers.py for why older events are
         # skipped), dropped when it revokes them (shares.py).
-        seeded_at = utcnow()
         watch = WatchSet()
         shares = Shares(watch, store, TASK_EVENTS.partitions)
-        consumer = make_consumer(
-            settings,
-            TASK_EVENTS,
-            settings.group,
-            session_timeout_ms=round(settings.group_session_s * 1000),
-            heartbeat_interval_ms=round(settings.group_heartbeat_s * 1000),
-        )
-        listener = consumer.revoke_drain.chained(shares)  # the batch in hand commits first
-        consumer.subscribe([TASK_EVENTS.named(settings.topic_prefix)], listener=listener)
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
+        monitor = worker(settings, watch, shares, seeded_at=utcnow())
+        states = StatePublisher(monitor.publisher(RESOURCE_STATE), monitor.publisher(QUEUE_STATE))
+        await monitor.start(stack)
         clearml = ClearML(ClearMLClient.from_settings(http, settings))
-        loop = ConsumerLoop(
-            service=SERVICE,
-            settings=settings,
-            spec=TASK_EVENTS,
-            consumer=consumer,
-            producer=producer,
-            handler=TaskEventHandler(watch, seeded_at, shares.owns),
-            config=LoopConfig(retry=retry),
-        )
         poller = Poller(
             clearml,
             store,
-            EventPublisher(producer, settings.topic_prefix),
+            EventPublisher(monitor.publisher(TASK_EVENTS)),
             watch,
             settings.poll_s,
             vanish_polls=settings.vanish_polls,
@@ -98,7 +100,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
                 async with contextlib.AsyncExitStack() as inner:
                     await run_together(
                         await _resource_loops(
-                            inner, settings, clearml=clearml, producer=producer, db=db, stop=term
+                            inner, settings, clearml=clearml, states=states, db=db, stop=term
                         ),
                         term,
                     )
@@ -109,9 +111,7 @@ async def run(settings: MonitorSettings, stop: asyncio.Event) -> None:
                 loops = {"resources": Leadership(settings, SERVICE, resources).run(stop)}
             else:
                 loops = {"resources": resources(stop)}
-        await run_together(
-            {"consume": loop.run(stop), "poll": poller.run(stop, shares), **loops}, stop
-        )
+        await monitor.run(stop, also={"poll": poller.run(stop, shares), **loops})
 
 
 async def _resource_loops(
@@ -119,7 +119,7 @@ async def _resource_loops(
     settings: MonitorSettings,
     *,
     clearml: ClearML,
-    producer: AIOKafkaProducer,
+    states: StatePublisher,
     db: AsyncDatabase[Doc],
     stop: asyncio.Event,
 ) -> dict[str, Coroutine[Any, Any, None]]:
@@ -142,7 +142,7 @@ async def _resource_loops(
     poller = ResourcePoller(
         clearml,
         feed.book.latest,
-        StatePublisher(producer, settings.topic_prefix),
+        states,
         readmodels.put,
         rules,
         retry=RetryPolicy(

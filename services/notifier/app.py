@@ -24,26 +24,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from runtime import metrics
-from runtime.consumer import (
-    ConsumerHalted,
-    ConsumerLoop,
-    Handler,
-    LoopConfig,
-    start_consumer,
-)
-from runtime.kafka import client_auth, ensure_topics, partitions_of, start_producer
+from runtime.consumer import LoopConfig
 from runtime.leader import Leadership
 from runtime.lifecycle import run_together
 from runtime.mongo import database, mongo_on
 from runtime.retry import RetryPolicy
+from runtime.worker import Worker, prepare
 from schemas.base import utcnow
-from schemas.topics import HEARTBEATS, NOTIFICATIONS, QUEUE_STATE, REGISTRY, TASK_EVENTS, TopicSpec
+from schemas.topics import (
+    HEARTBEATS,
+    NOTIFICATIONS,
+    NOTIFIER_STATE,
+    QUEUE_STATE,
+    TASK_EVENTS,
+)
 from services.notifier.alerts import Grouping
 from services.notifier.bus import NotificationPublisher, told_since
 from services.notifier.engine import Engine
@@ -56,7 +52,7 @@ from services.notifier.handlers import (
 )
 from services.notifier.machines import MachineLimits
 from services.notifier.queues import QueueLimits
-from services.notifier.settings import NotifierSettings
+from services.notifier.settings import NotifierSettings, Webhook
 from services.notifier.state import Memory
 from services.notifier.statelog import Record, StateLog, StateTail, read_all
 from services.notifier.store import NotificationStore
@@ -87,8 +83,7 @@ def memory_for(settings: NotifierSettings) -> Memory:
 async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
     """Watch the cluster and deliver notifications until `stop` is set: as the active copy or a
     standby when `elect` is on (the default), else alone."""
-    metrics.start_metrics(settings.metrics_port, settings.metrics_host)
-    await ensure_topics(settings, REGISTRY)
+    await prepare(settings)
     if not settings.elect:
         await active(settings, stop)
         return
@@ -109,6 +104,85 @@ async def run(settings: NotifierSettings, stop: asyncio.Event) -> None:
     await run_together({"leadership": leadership.run(stop), "state-tail": tail.run(stop)}, stop)
 
 
+def worker(settings: NotifierSettings) -> Worker:
+    """The notifier's publishers (notifications, its state records), declared first: the engine
+    they serve is restored, and may publish, before any input is read (`subscribe`)."""
+    worker = Worker(SERVICE, settings)
+    worker.publisher(NOTIFICATIONS)
+    worker.publisher(NOTIFIER_STATE)
+    return worker
+
+
+def subscribe(
+    worker: Worker,
+    settings: NotifierSettings,
+    *,
+    engine: Engine,
+    publish: NotificationPublisher,
+    store: NotificationStore,
+    webhooks: Sequence[tuple[Webhook, WebhookClient]],
+) -> None:
+    """The notifier's inputs: the rules' three, the store, and one per webhook (each its own
+    consumer group, so a slow webhook holds up only its own offsets)."""
+    retry = RetryPolicy(attempts=settings.retry_attempts, cap_s=settings.retry_cap_s)
+    # Elected: the one active copy reads every partition, committing for the group.
+    assign_all = settings.elect
+    config = LoopConfig(retry=retry)
+    group = settings.group
+    # one call each, so that mypy checks each handler against its topic's payload
+    worker.subscribe(
+        HEARTBEATS,
+        HeartbeatHandler(engine),
+        group=f"{group}-heartbeats",
+        name="heartbeats",
+        config=config,
+        assign_all=assign_all,
+    )
+    worker.subscribe(
+        QUEUE_STATE,
+        QueueStateHandler(engine),
+        group=f"{group}-queues",
+        name="queues",
+        config=config,
+        assign_all=assign_all,
+    )
+    worker.subscribe(
+        TASK_EVENTS,
+        TaskEventHandler(publish),
+        group=f"{group}-tasks",
+        name="tasks",
+        config=config,
+        assign_all=assign_all,
+    )
+    worker.subscribe(
+        NOTIFICATIONS,
+        StoreHandler(store),
+        group=f"{group}-store",
+        name="store",
+        config=config,
+        assign_all=assign_all,
+    )
+    for webhook, client in webhooks:
+        name = f"webhook-{webhook.label}"
+        taken = {s.name for s in worker.subscriptions} | {"timer"}
+        worker.subscribe(
+            NOTIFICATIONS,
+            WebhookHandler(webhook, client, settings.webhook_max_age_s),
+            group=f"{group}-{name}",
+            name=name if name not in taken else f"{name}-{len(taken)}",
+            config=LoopConfig(
+                concurrency=settings.webhook_concurrency,
+                retry=RetryPolicy(
+                    attempts=settings.webhook_attempts, cap_s=settings.webhook_retry_cap_s
+                ),
+            ),
+            # a webhook that dead-letters everything stops its own loop loudly, not the
+            # notifier: the rules, the store and the other webhooks go on
+            isolated=True,
+            assign_all=assign_all,
+        )
+
+
 async def active(
     settings: NotifierSettings,
     stop: asyncio.Event,
@@ -124,59 +198,24 @@ async def active(
     # groups, the producer flushes and the clients close.
     async with contextlib.AsyncExitStack() as stack:
         mongo = mongo_on(stack, settings)
-        producer = await start_producer(stack, settings)
+        notifier = worker(settings)
+        await notifier.start(stack)
         store = NotificationStore(database(mongo, settings))
         await retry.run(store.ensure_indexes, "index on notifications")
-        publish = NotificationPublisher(producer, settings.topic_prefix, told)
-        engine = await _restored(settings, producer, publish, retry, records)
-        runs: dict[str, Coroutine[Any, Any, None]] = {"timer": engine.run(stop, settings.tick_s)}
-        inputs: list[tuple[TopicSpec, str, Handler]] = [
-            (HEARTBEATS, "heartbeats", HeartbeatHandler(engine)),
-            (QUEUE_STATE, "queues", QueueStateHandler(engine)),
-            (TASK_EVENTS, "tasks", TaskEventHandler(publish)),
-            (NOTIFICATIONS, "store", StoreHandler(store)),
-        ]
-        for spec, name, handler in inputs:
-            config = LoopConfig(retry=retry)
-            loop = await _loop(
-                stack,
-                settings,
-                producer=producer,
-                spec=spec,
-                name=name,
-                handler=handler,
-                config=config,
-            )
-            runs[name] = loop.run(stop)
-        for webhook in settings.webhooks:
-            client = WebhookClient(webhook, open_client(stack, settings))
-            handler = WebhookHandler(webhook, client, settings.webhook_max_age_s)
-            config = LoopConfig(
-                concurrency=settings.webhook_concurrency,
-                retry=RetryPolicy(
-                    attempts=settings.webhook_attempts, cap_s=settings.webhook_retry_cap_s
-                ),
-            )
-            name = f"webhook-{webhook.label}"
-            loop = await _loop(
-                stack,
-                settings,
-                producer=producer,
-                spec=NOTIFICATIONS,
-                name=name,
-                handler=handler,
-                config=config,
-            )
-            runs[name if name not in runs else f"{name}-{len(runs)}"] = _isolated(
-                loop.run(stop), name
-            )
+        publish = NotificationPublisher(notifier.publisher(NOTIFICATIONS), told)
+        state_log = StateLog(notifier.publisher(NOTIFIER_STATE))
+        engine = await _restored(settings, state_log, publish, retry, records)
+        webhooks = [(w, WebhookClient(w, open_client(stack, settings))) for w in settings.webhooks]
+        subscribe(
+            notifier, settings, engine=engine, publish=publish, store=store, webhooks=webhooks
+        )
         log.info("notifier running: %d webhooks", len(settings.webhooks))
-        await run_together(runs, stop)
+        await notifier.run(stop, also={"timer": engine.run(stop, settings.tick_s)})
 
 
 async def _restored(
     settings: NotifierSettings,
-    producer: AIOKafkaProducer,
+    state_log: StateLog,
     publish: NotificationPublisher,
     retry: RetryPolicy,
     records: list[Record] | None = None,
@@ -184,7 +223,7 @@ async def _restored(
     """The engine with the state topic read back (or `records`, read already), and the outbox
     it left published."""
     started = time.perf_counter()
-    engine = Engine(memory_for(settings), StateLog(producer, settings.topic_prefix).write, publish)
+    engine = Engine(memory_for(settings), state_log.write, publish)
     count = engine.restore(records if records is not None else await read_all(settings))
     leftover = len(engine.memory.outbox)
     await retry.run(engine.send_outbox, "notifications left in the outbox")
@@ -197,52 +236,3 @@ async def _restored(
         leftover,
     )
     return engine
-
-
-async def _loop(
-    stack: contextlib.AsyncExitStack,
-    settings: NotifierSettings,
-    *,
-    producer: AIOKafkaProducer,
-    spec: TopicSpec,
-    name: str,
-    handler: Handler,
-    config: LoopConfig,
-) -> ConsumerLoop:
-    group = f"{settings.group}-{name}"
-    if settings.elect:  # the one active copy reads every partition, committing for the group
-        consumer = AIOKafkaConsumer(  # make_consumer's, without the subscription
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=group,
-            client_id=settings.instance,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=100,
-            max_poll_records=1000,
-            **client_auth(settings),
-        )
-        topic = spec.named(settings.topic_prefix)
-        consumer.assign(
-            [TopicPartition(topic, p) for p in await partitions_of(settings.kafka_bootstrap, topic)]
-        )
-        await consumer.start()
-        stack.push_async_callback(consumer.stop)
-    else:
-        consumer = await start_consumer(stack, settings, spec, group)
-    return ConsumerLoop(
-        service=SERVICE,
-        settings=settings,
-        spec=spec,
-        consumer=consumer,
-        producer=producer,
-        handler=handler,
-        config=config,
-    )
-
-
-async def _isolated(run: Coroutine[Any, Any, None], name: str) -> None:
-    """A webhook that dead-letters everything stops its own loop loudly, not the notifier."""
-    try:
-        await run
-    except ConsumerHalted:
-        log.exception("%s stopped; the rules, the store and other webhooks go on", name)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from runtime import metrics
 from runtime.broadcast import reading, to_end
 from runtime.settings import BusSettings
-from schemas.codec import SchemaError, decode, encode, envelope_for
+from runtime.worker import Publisher
+from schemas.codec import SchemaError, decode
 from schemas.notifications import Notification
 from schemas.topics import NOTIFICATIONS
 from services.notifier.errors import BusUnavailable
@@ -24,9 +24,9 @@ class NotificationPublisher:
     """Publishes one notification and waits for the broker's ack."""
 
     def __init__(
-        self, producer: AIOKafkaProducer, prefix: str, told: set[str] | None = None
+        self, notifications: Publisher[Notification], told: set[str] | None = None
     ) -> None:
-        self._producer, self._topic = producer, NOTIFICATIONS.named(prefix)
+        self._notifications = notifications
         #: Ids already on the topic (read back at a takeover): not published again.
         self._told = told or set()
 
@@ -34,19 +34,15 @@ class NotificationPublisher:
         if notification.id in self._told:
             log.info("notification %s was told before the takeover; not again", notification.id)
             return
-        envelope = envelope_for(
-            NOTIFICATIONS,
-            notification,
-            id=notification.id,
-            user=notification.user,
-            trace={"service": "notifier"},
-        )
         try:
-            await self._producer.send_and_wait(
-                self._topic, encode(envelope), key=notification.subject.encode()
+            await self._notifications.send(
+                notification,
+                id=notification.id,
+                user=notification.user,
+                trace={"service": "notifier"},
             )
         except KafkaError as exc:
-            raise BusUnavailable(f"{self._topic}: {exc!r}") from exc
+            raise BusUnavailable(f"{self._notifications.topic}: {exc!r}") from exc
         metrics.NOTIFICATIONS.labels(notification.kind, notification.status).inc()
 
 

@@ -29,12 +29,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from runtime.broadcast import open_reader, reading, to_end
 from runtime.settings import BusSettings
-from schemas.codec import SchemaError, decode, encode, envelope_for
+from runtime.worker import Publisher
+from schemas.codec import SchemaError, decode
 from schemas.notifier_state import NotifierState
 from schemas.topics import NOTIFIER_STATE
 from services.notifier.errors import BusUnavailable
@@ -47,25 +48,21 @@ Record = tuple[str, NotifierState | None]
 class StateLog:
     """Writes state records (None: a tombstone) and waits until the broker has them all."""
 
-    def __init__(self, producer: AIOKafkaProducer, prefix: str) -> None:
-        self._producer, self._topic = producer, NOTIFIER_STATE.named(prefix)
+    def __init__(self, states: Publisher[NotifierState]) -> None:
+        self._states = states
 
     async def write(self, records: Sequence[Record]) -> None:
         """Write in order (one partition: the topic keeps the order) and wait for every ack."""
         try:
-            sent = [
-                await self._producer.send(self._topic, _value(state), key=key.encode())
-                for key, state in records
-            ]
+            sent = [await self._send(key, state) for key, state in records]
             await asyncio.gather(*sent)
         except KafkaError as exc:
-            raise BusUnavailable(f"{self._topic}: {exc!r}") from exc
+            raise BusUnavailable(f"{self._states.topic}: {exc!r}") from exc
 
-
-def _value(state: NotifierState | None) -> bytes | None:
-    if state is None:
-        return None
-    return encode(envelope_for(NOTIFIER_STATE, state, trace={"service": "notifier"}))
+    async def _send(self, key: str, state: NotifierState | None) -> asyncio.Future[object]:
+        if state is None:
+            return await self._states.delete(key)
+        return await self._states.hand(state, key=key, trace={"service": "notifier"})
 
 
 async def read_all(settings: BusSettings) -> list[Record]:

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 from mlbus import dataflow_doc
 from mlbus.readme_part import README
+from runtime.worker import Worker
 from schemas import topics
+from schemas.base import utcnow
 from schemas.topics import REGISTRY, REPLY_TEMPLATE, TopicSpec
+from services.enqueuer.app import worker as enqueuer_worker
+from services.enqueuer.settings import EnqueuerSettings
+from services.logger.app import worker as logger_worker
+from services.logger.settings import LoggerSettings
+from services.monitor.app import worker as monitor_worker
+from services.monitor.lifecycle import WatchSet
+from services.monitor.settings import MonitorSettings
+from services.monitor.shares import Shares
+from services.notifier.app import subscribe as subscribe_notifier
+from services.notifier.app import worker as notifier_worker
+from services.notifier.settings import NotifierSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What a module may import from schemas.topics that names a topic, and the topic it names.
@@ -100,3 +114,43 @@ def test_readme_data_flow_is_the_registry() -> None:
     stale = readme.replace("| `mlbus.logs` | request id | 3 |", "| `mlbus.logs` | request id | 6 |")
     assert stale != readme
     assert dataflow_doc.PART.rewritten(stale) == readme
+
+
+def _declared_workers() -> dict[str, Worker]:
+    """The workers whose wiring is a function of their clients (built here with none: only
+    their declarations are read)."""
+    none: Any = None
+    watch = WatchSet()
+    notifier = notifier_worker(NotifierSettings())
+    subscribe_notifier(
+        notifier, NotifierSettings(), engine=none, publish=none, store=none, webhooks=()
+    )
+    return {
+        "enqueuer": enqueuer_worker(EnqueuerSettings(), none, none),
+        "logger": logger_worker(LoggerSettings(), none),
+        "monitor": monitor_worker(
+            MonitorSettings(), watch, Shares(watch, none, 3), seeded_at=utcnow()
+        ),
+        "notifier": notifier,
+    }
+
+
+#: Topics a worker reads outside its subscriptions, without a group (runtime/broadcast.py): the
+#: monitor's heartbeat feed, the notifier's state topic read back at start and followed.
+GROUPLESS = {"monitor": {topics.HEARTBEATS.name}, "notifier": {topics.NOTIFIER_STATE.name}}
+
+
+def test_what_a_worker_subscribes_and_publishes_is_what_the_registry_says() -> None:
+    """The workers' own declarations (runtime/worker.py), not their imports: every topic a
+    worker subscribes is one the registry says it reads, and the other way round (but for its
+    group-less readers); every topic it publishes (dead letters, where it consumes) is one the
+    registry says it writes."""
+    for service, worker in _declared_workers().items():
+        subscribed = {s.spec.name for s in worker.subscriptions}
+        published = {p.spec.name for p in worker.publishers}
+        if subscribed:
+            published.add(topics.DEAD_LETTERS.name)  # every consumer loop may dead-letter
+        reads = {t.name for t in (*REGISTRY, REPLY_TEMPLATE) if service in t.consumers}
+        writes = {t.name for t in (*REGISTRY, REPLY_TEMPLATE) if service in t.producers}
+        assert subscribed == reads - GROUPLESS.get(service, set()), (service, subscribed ^ reads)
+        assert published == writes, (service, published ^ writes)

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from runtime.clearml import ClearMLRejected
+from runtime.worker import bound
 from schemas.codec import envelope_for
 from schemas.enqueue import EnqueueTask
-from schemas.topics import ENQUEUE_REQUESTS
+from schemas.topics import ENQUEUE_REQUESTS, LOGS, NOTIFICATIONS, TASK_EVENTS
 from services.enqueuer.handlers import EnqueueHandler
 
 
@@ -54,6 +55,17 @@ class Producer:
         return None
 
 
+def handler_for(clearml: RacedClearML, store: Store) -> EnqueueHandler:
+    producer = Producer()
+    return EnqueueHandler(
+        clearml,  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]
+        events=bound(TASK_EVENTS, producer, "enqueuer"),
+        notifications=bound(NOTIFICATIONS, producer, "enqueuer"),
+        logs=bound(LOGS, producer, "enqueuer"),
+    )
+
+
 def envelope() -> Any:
     task = EnqueueTask(task_id="ab" * 16, template_task_id="cd" * 16, queue_name="gpu-a100")
     return envelope_for(ENQUEUE_REQUESTS, task, user="alice")
@@ -61,14 +73,14 @@ def envelope() -> Any:
 
 async def test_a_clone_another_delivery_enqueued_is_recorded_queued() -> None:
     store = Store()
-    handler = EnqueueHandler(RacedClearML("queued"), store, Producer(), "")  # type: ignore[arg-type]
+    handler = handler_for(RacedClearML("queued"), store)
     await handler(envelope())
     assert store.queued == ["clone-1"]
 
 
 async def test_a_clone_still_created_is_a_real_refusal() -> None:
     store = Store()
-    handler = EnqueueHandler(RacedClearML("created"), store, Producer(), "")  # type: ignore[arg-type]
+    handler = handler_for(RacedClearML("created"), store)
     with pytest.raises(ClearMLRejected):
         await handler(envelope())
     assert store.queued == []

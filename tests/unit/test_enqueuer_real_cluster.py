@@ -18,11 +18,12 @@ from clearml_sim.demo import DEMO_TEMPLATE_IDS
 from clearml_sim.testing import SimServer
 from runtime.clearml import ClearMLClient, ClearMLUnauthorized
 from runtime.retry import RetryPolicy
+from runtime.worker import bound
 from schemas.codec import decode, envelope_for
 from schemas.enqueue import EnqueueTask
 from schemas.notifications import Notification
 from schemas.tasks import TaskEventKind
-from schemas.topics import ENQUEUE_REQUESTS, NOTIFICATIONS, TASK_EVENTS
+from schemas.topics import ENQUEUE_REQUESTS, LOGS, NOTIFICATIONS, TASK_EVENTS
 from services.enqueuer.clearml import ClearML
 from services.enqueuer.errors import PublishFailed
 from services.enqueuer.handlers import REQUEST_TAG, EnqueueHandler
@@ -74,10 +75,12 @@ class Producer:
         done.set_result(None)
         return done
 
-    async def send_and_wait(self, topic: str, value: bytes, **_: object) -> None:
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> None:
         if self.fail:
             raise self.fail.pop(0)
-        self.sent.append((topic, value))
+        self.sent.append((topic, value or b""))
 
     def events(self, kind: TaskEventKind) -> list[Any]:
         topic = TASK_EVENTS.named("")
@@ -103,7 +106,13 @@ def clearml_for(served: SimServer, http: aiohttp.ClientSession, secret: str = ""
 
 
 def handler_for(clearml: ClearML, store: Store, producer: Producer) -> EnqueueHandler:
-    return EnqueueHandler(clearml, store, producer, "")  # type: ignore[arg-type]
+    return EnqueueHandler(
+        clearml,
+        store,  # type: ignore[arg-type]
+        events=bound(TASK_EVENTS, producer, "enqueuer"),
+        notifications=bound(NOTIFICATIONS, producer, "enqueuer"),
+        logs=bound(LOGS, producer, "enqueuer"),
+    )
 
 
 def request(queue: str = "gpu-a100") -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
+from runtime.worker import bound
 from schemas.codec import decode
 from schemas.heartbeat import AgentHeartbeat
 from schemas.topics import HEARTBEATS
@@ -26,14 +27,21 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes, bytes]] = []
         self.down = False
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+    async def send(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> asyncio.Future[Any]:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.down:
             done.set_exception(KafkaTimeoutError("broker away"))
         else:
-            self.sent.append((topic, key, value))
+            self.sent.append((topic, key or b"", value or b""))
             done.set_result(None)
         return done
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> None:
+        await (await self.send(topic, value, key))
 
 
 def _collector(machines: int = 2) -> Collector:
@@ -45,7 +53,7 @@ def _collector(machines: int = 2) -> Collector:
 
 async def test_publisher_keys_by_machine_id_and_reports_kafka_errors() -> None:
     producer = FakeProducer()
-    pub = HeartbeatPublisher(producer, "t.mlbus.heartbeats")
+    pub = HeartbeatPublisher(bound(HEARTBEATS, producer, "agent", "t."))
     beats = _collector(3).collect()
     assert await pub.publish(beats) == []
     assert [(t, k) for t, k, _ in producer.sent] == [
@@ -64,7 +72,9 @@ async def test_loop_survives_a_broker_outage_and_logs_it_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     producer = FakeProducer()
-    loop = HeartbeatLoop(_collector(), HeartbeatPublisher(producer, "hb"), 0.01)
+    loop = HeartbeatLoop(
+        _collector(), HeartbeatPublisher(bound(HEARTBEATS, producer, "agent")), 0.01
+    )
     producer.down = True
     with caplog.at_level(logging.DEBUG, logger="services.agent"):
         for _ in range(4):
@@ -89,7 +99,7 @@ async def test_loop_survives_a_probe_that_raises(caplog: pytest.LogCaptureFixtur
 
     producer = FakeProducer()
     collector = Collector([Machine("m", Broken())], interval_s=0.01)
-    loop = HeartbeatLoop(collector, HeartbeatPublisher(producer, "hb"), 0.01)
+    loop = HeartbeatLoop(collector, HeartbeatPublisher(bound(HEARTBEATS, producer, "agent")), 0.01)
     await loop.tick()
     assert "heartbeat tick failed" in caplog.text
     assert producer.sent == []
