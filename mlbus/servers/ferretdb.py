@@ -1,4 +1,5 @@
-"""FerretDB 1.24 (MongoDB wire protocol) with its SQLite backend, on 127.0.0.1."""
+"""FerretDB 1.24 (MongoDB wire protocol) on 127.0.0.1, with its SQLite backend (the default), or
+with its PostgreSQL backend on a PostgreSQL server given by URL (mlbus/servers/postgres.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from mlbus.servers.process import REPO, Child, ServerError, free_port, port_open
 
 
 class FerretDBServer:
-    """Start and stop one local FerretDB; its SQLite files live in `home`."""
+    """Start and stop one local FerretDB; its SQLite files (or, on PostgreSQL, its state) live
+    in `home`. `postgresql_url`: use the PostgreSQL backend, on that database."""
 
-    def __init__(self, home: Path, port: int | None = None) -> None:
+    def __init__(
+        self, home: Path, port: int | None = None, postgresql_url: str | None = None
+    ) -> None:
         self.home = home
         self.port = port or free_port()
+        self.postgresql_url = postgresql_url
         self.child: Child | None = None
+
+    @property
+    def backend(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return "sqlite" if self.postgresql_url is None else "postgresql"
 
     @property
     def uri(self) -> str:
@@ -27,15 +37,21 @@ class FerretDBServer:
         binary = run_script(REPO / "deploy" / "ferretdb" / "build.sh")
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
-        self.child = Child(
-            "ferretdb",
-            [
-                binary,
+        if self.postgresql_url is None:
+            handler = [
                 "--handler=sqlite",
                 # WAL with synchronous=NORMAL: a crash of any process loses no committed write;
                 # only a power cut can lose the last commits. Per-commit fsync (FULL) cost a third
                 # of the store's throughput here. Production runs MongoDB, with its write concern.
                 f"--sqlite-url=file:{data}/?_pragma=synchronous(normal)",
+            ]
+        else:
+            handler = ["--handler=postgresql", f"--postgresql-url={self.postgresql_url}"]
+        self.child = Child(
+            "ferretdb",
+            [
+                binary,
+                *handler,
                 f"--state-dir={self.home}",
                 f"--listen-addr=127.0.0.1:{self.port}",
                 "--debug-addr=-",

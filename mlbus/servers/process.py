@@ -36,9 +36,15 @@ class Child:
     """One child process, its output in a log file."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
     ):
-        self.name, self.argv, self.log = name, list(argv), log
+        """`user`: run it as that user (needs root; PostgreSQL refuses to run as root)."""
+        self.name, self.argv, self.log, self.user = name, list(argv), log, user
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -53,6 +59,7 @@ class Child:
                 env=self.env,
                 cwd=REPO,
                 start_new_session=True,
+                user=self.user,
             )
 
     def alive(self) -> bool:
