@@ -111,6 +111,11 @@ class EnqueueHandler:
             await self._enqueued(env, str(prior.get("clone_id") or ""), prior.get("queue_watched"))
             return
         if prior is not None and prior["status"] in SETTLED:
+            if any(h.get("status") == "queued" for h in prior.get("history") or []):
+                # Queued, and moved on since (the monitor saw it run) before this delivery: its
+                # "queued" log may never have gone out (a crash between the record and the
+                # publish), and the logger counts the request by it (a second is one fact).
+                await self._logged(env, "queued", {"queue": env.payload.queue_name})
             log.info("request already %s; nothing to do", prior["status"])
             return
         latency: dict[str, float] = {}

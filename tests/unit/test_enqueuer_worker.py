@@ -108,3 +108,24 @@ async def test_a_request_that_fails_is_failed_where_its_author_looks_then_dead_l
     letters = broker.dead_letters()
     assert sorted(d.error_class for d in letters) == ["ClearMLRejected", "SchemaError"]
     assert {d.consumer_group for d in letters} == {settings().group}
+
+
+async def test_a_request_that_ran_on_before_its_redelivery_is_logged_queued_again(
+    clearml: tuple[SimServer, ClearML],
+) -> None:
+    """A copy killed between recording `queued` and publishing its log, and the monitor saw the
+    task run before the redelivery: the redelivery found it settled and published nothing, so
+    the logger never counted the request (two-of-everything: 22 counted of 23)."""
+    _, client = clearml
+    store, broker = Store(), MemBroker()
+    history = [{"status": "accepted"}, {"status": "queued"}, {"status": "running"}]
+    store.docs[RID] = {"status": "running", "clone_id": "c" * 32, "history": history}
+    failed = "6f0c8a9e2b7d4c1f9a3e6b8d0c2f4a62"  # failed before any queue: nothing to say again
+    store.docs[failed] = {"status": "failed", "history": [{"status": "failed"}]}
+    async with broker.running(worker(settings(), client, store)):  # type: ignore[arg-type]
+        await broker.publish(ENQUEUE_REQUESTS, task(), id=RID, user="alice")
+        await broker.publish(ENQUEUE_REQUESTS, task(), id=failed, user="alice")
+        await broker.settled(timeout_s=20)
+    logged = [(e.payload.request_id, e.payload.status) for e in broker.sent(LOGS)]
+    assert logged == [(RID, "queued")]
+    assert broker.sent(TASK_EVENTS) == []  # the monitor follows it already: no new event
