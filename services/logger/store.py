@@ -204,18 +204,23 @@ class ViewStore:
                 self._db[coll].replace_one({"_id": key}, doc, upsert=True)
                 for (coll, key), doc in writes.replaces.items()
             ]
-        written = set()
+        written: set[tuple[str, str, Any]] = set()
+        counts: list[Awaitable[Any]] = []
         for (coll, key), update in writes.updates.items():
             if coll == LOG_INDEX and key.startswith("dir|") and not update.incs:
                 fields = {(key, name, value) for name, value in update.sets.items()}
                 if fields <= self._dirs and not update.unsets:
                     continue  # this process wrote all of it before
                 written |= fields
-            ops.append(self._update(coll, key, update))
+            (counts if update.incs else ops).append(self._update(coll, key, update))
         await self._all(ops)
         if len(self._dirs) > 100_000:
             self._dirs.clear()
         self._dirs |= written
+        # The counts last, once everything else is written: writing a document again is
+        # harmless, adding to a count is not, so a copy killed before its "done" marks (whose
+        # facts the next owner folds again) has the fewest counts behind it.
+        await self._all(counts)
 
     async def _update(self, collection: str, key: str, update: Update) -> None:
         async with self._locks.held(collection, key):
