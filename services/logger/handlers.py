@@ -23,7 +23,7 @@ from schemas.base import Envelope
 from schemas.logs import RequestLogged
 from schemas.status import COUNTED
 from schemas.tasks import TaskEvent, TaskEventKind
-from services.logger.errors import ClaimHeld, StoreUnavailable
+from services.logger.errors import StoreUnavailable
 from services.logger.fold import Fact, Writes, effects
 from services.logger.store import ViewStore
 
@@ -91,7 +91,6 @@ class Folder:
         self._store = store
         self._commit: GroupCommit[Fact, bool] = GroupCommit(self._flush, max_batch)
         self._applied: set[str] = set()  # applied here, "done" mark not yet written
-        self._mine: set[str] = set()  # claimed here, not yet done
 
     async def fold(self, fact: Fact) -> bool:
         """Fold one fact; False when it was folded before (a redelivery)."""
@@ -112,17 +111,11 @@ class Folder:
             except StoreUnavailable as exc:
                 return [exc] * len(facts)
             self._applied -= marking
-            self._mine -= marking
         rest = sorted({f.key for f in facts} - marking)
         try:
-            claimed, held = await self._store.claim(rest)
+            claimed = await self._store.claim(rest)
         except StoreUnavailable as exc:
             return [exc] * len(facts)
-        # a claim this process made and did not finish (its write failed) is its own to retry
-        claimed, held = claimed | (held & self._mine), held - self._mine
-        if len(self._mine) > 100_000:
-            self._mine.clear()
-        self._mine |= claimed
         todo, seen = [], set()
         for f in facts:  # a key twice in one batch folds once
             if f.key in claimed and f.key not in seen:
@@ -144,14 +137,8 @@ class Folder:
         except StoreUnavailable as exc:  # applied: remember, so a retry only marks them
             self._applied |= seen
             return [exc if f.key in seen else False for f in facts]
-        self._mine -= seen
         done = {id(f) for f in todo} | {id(f) for f in facts if f.key in marking}
-        return [
-            ClaimHeld(f"{f.key} is being folded by another copy")
-            if f.key in held
-            else id(f) in done
-            for f in facts
-        ]
+        return [id(f) in done for f in facts]
 
 
 class LogsHandler:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -43,9 +42,6 @@ from services.logger.errors import StoreRefused, StoreUnavailable
 from services.logger.fold import Update, Writes
 
 log = logging.getLogger(__name__)
-
-#: See `ViewStore.claim_stale_s`.
-CLAIM_STALE_S = 20.0
 #: Every collection the fold writes: derived from the raw logs, so a rebuild may drop them.
 READ_MODELS = (VIEW_ENQUEUE, VIEW_ONDEMAND, VIEW_HOURLY, VIEW_DAILY, VIEW_USAGE, LOG_INDEX, FOLDS)
 
@@ -93,9 +89,6 @@ class ViewStore:
         self._gate = asyncio.Semaphore(concurrency)
         self._locks = locks or DocLocks(db, on=False)
         self.buckets = buckets
-        #: a claim not done after this long was left by a copy that died (a batch folds in
-        #: seconds), and another copy takes it over
-        self.claim_stale_s = CLAIM_STALE_S
         #: directory fields of the log index this process has written: a directory gains a
         #: day or a slot a few times an hour, and most of its updates would write what is there
         self._dirs: set[tuple[str, str, Any]] = set()
@@ -106,14 +99,12 @@ class ViewStore:
             for name in VIEW_OF.values():
                 await create_indexes(self._db, name)
 
-    async def claim(self, keys: Sequence[str]) -> tuple[set[str], set[str]]:
-        """Claim each key (`done: False`). Returns the keys to fold now: the new ones, and those
-        claimed before whose fold never finished and whose claim is older than
-        `claim_stale_s` (a copy that died between claim and done); and the keys another copy
-        is folding now (claimed recently, not done: the caller waits for them). A key whose
-        fold is done is a redelivery, in neither."""
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        """Claim each key (`done: False`); the keys to fold now: the new ones, and those claimed
+        before whose fold never finished (a crash between claim and apply, or a lost reply to
+        the claim itself). A key whose fold is done is a redelivery."""
         if not keys:
-            return set(), set()
+            return set()
         now = utcnow()
         docs = [{"_id": k, "at": now, "done": False} for k in keys]
         try:
@@ -124,34 +115,21 @@ class ViewStore:
             if any(e.get("code") != 11000 for e in errors):
                 raise StoreRefused(f"claim failed: {errors[:1]}") from exc
             taken = [keys[e["index"]] for e in errors]
-            over, held = await self._unfinished(taken)
-            return (set(keys) - set(taken)) | over, held
-        return set(keys), set()
+            unfinished = await self._unfinished(taken)
+            return (set(keys) - set(taken)) | unfinished
+        return set(keys)
 
-    async def _unfinished(self, keys: Sequence[str]) -> tuple[set[str], set[str]]:
-        """Of keys claimed before and not done (rare): those taken over (their claim is stale),
-        and those held (claimed recently: a fact that arrives on both topics, its two copies
-        folded by two logger copies at once, must not be counted by both)."""
-        stale = utcnow() - timedelta(seconds=self.claim_stale_s)
+    async def _unfinished(self, keys: Sequence[str]) -> set[str]:
+        """Of keys claimed before, those whose fold was not marked done (rare: redeliveries)."""
 
-        async def one(key: str) -> tuple[str, bool] | None:
+        async def one(key: str) -> str | None:
             async with self._gate:
                 doc = await self._folds.find_one({"_id": key})
-                if doc is None or doc.get("done") is not False:
-                    return None
-                at = doc.get("at")
-                if isinstance(at, datetime) and _aware(at) >= stale:
-                    return key, False
-                # stale: whoever moves its time takes it over (the lock: two copies at once)
-                async with self._locks.held(FOLDS, key):
-                    moved = await self._folds.update_one(
-                        {"_id": key, "done": False, "at": at}, {"$set": {"at": utcnow()}}
-                    )
-                return key, moved.modified_count == 1
+            return key if doc is not None and doc.get("done") is False else None
 
         with store_errors():
-            found = [f for f in await asyncio.gather(*(one(k) for k in keys)) if f is not None]
-        return {k for k, over in found if over}, {k for k, over in found if not over}
+            found = await asyncio.gather(*(one(k) for k in keys))
+        return {k for k in found if k is not None}
 
     async def mark_done(self, keys: Iterable[str]) -> None:
         """The folds of `keys` are applied: a later delivery is a redelivery. One update each:
@@ -302,7 +280,3 @@ class ViewStore:
             log.warning("could not register the live views: %s", exc)
             return []
         return created
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -19,7 +19,6 @@ from schemas.topics import LOGS, TASK_EVENTS, TopicSpec
 from schemas.views import hour_key, slot_key
 from services.logger.app import run as run_logger
 from services.logger.settings import LoggerSettings
-from services.logger.store import CLAIM_STALE_S
 from tests.conftest import Bus
 from tests.fixtures import Worker, running_worker
 from tests.support import eventually
@@ -181,11 +180,10 @@ async def test_a_fact_claimed_but_never_applied_is_folded_when_delivered_again(
     await mongo_db["ondemand_logs"].insert_one(
         {"_id": rid, "user": "carol", "status": "ok", "created_at": accepted}
     )
-    # What a logger that died after claiming leaves behind: a claim not marked done, older
-    # than a live copy's fold takes (a recent one is waited for: tests/integration/
-    # test_logger_claims.py)
-    stale = utcnow() - timedelta(seconds=CLAIM_STALE_S + 1)
-    await mongo_db["logger_folds"].insert_one({"_id": f"{rid}/outcome", "at": stale, "done": False})
+    # What a logger that died after claiming leaves behind: a claim not marked done.
+    await mongo_db["logger_folds"].insert_one(
+        {"_id": f"{rid}/outcome", "at": accepted, "done": False}
+    )
     fact = RequestLogged(
         request_id=rid,
         path="ondemand",

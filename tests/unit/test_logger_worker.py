@@ -28,8 +28,8 @@ class Views:
         self.raws: dict[tuple[str, str], dict[str, Any]] = {}
         self.incs: dict[tuple[str, str, str], float] = {}
 
-    async def claim(self, keys: Sequence[str]) -> tuple[set[str], set[str]]:
-        return {k for k in keys if k not in self.done}, set()
+    async def claim(self, keys: Sequence[str]) -> set[str]:
+        return {k for k in keys if k not in self.done}
 
     async def mark_done(self, keys: Iterable[str]) -> None:
         self.done |= set(keys)
