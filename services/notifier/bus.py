@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
 
 from aiokafka.errors import KafkaError
 
@@ -20,19 +21,25 @@ from services.notifier.errors import BusUnavailable
 log = logging.getLogger(__name__)
 
 
+#: Ids of the notifications this copy published that it remembers, so as not to tell one again.
+REMEMBERED = 100_000
+
+
 class NotificationPublisher:
-    """Publishes one notification and waits for the broker's ack."""
+    """Publishes one notification and waits for the broker's ack; one whose id is already on
+    the topic (read back at a takeover, or published here since) is not published again: a task
+    event delivered twice (the monitor publishes its events at least once) is told once."""
 
     def __init__(
         self, notifications: Publisher[Notification], told: set[str] | None = None
     ) -> None:
         self._notifications = notifications
-        #: Ids already on the topic (read back at a takeover): not published again.
-        self._told = told or set()
+        self._told = set(told or ())
+        self._order: deque[str] = deque(self._told)
 
     async def __call__(self, notification: Notification) -> None:
         if notification.id in self._told:
-            log.info("notification %s was told before the takeover; not again", notification.id)
+            log.info("notification %s was told already; not again", notification.id)
             return
         try:
             await self._notifications.send(
@@ -44,6 +51,10 @@ class NotificationPublisher:
         except KafkaError as exc:
             raise BusUnavailable(f"{self._notifications.topic}: {exc!r}") from exc
         metrics.NOTIFICATIONS.labels(notification.kind, notification.status).inc()
+        self._told.add(notification.id)
+        self._order.append(notification.id)
+        while len(self._order) > REMEMBERED:
+            self._told.discard(self._order.popleft())
 
 
 async def told_since(settings: BusSettings, seconds: float) -> set[str]:
