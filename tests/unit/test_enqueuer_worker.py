@@ -5,7 +5,6 @@ on 127.0.0.1, with enqueue_logs as a double: what a request turns into on the bu
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,35 +20,10 @@ from services.enqueuer.app import worker
 from services.enqueuer.clearml import ClearML
 from services.enqueuer.handlers import REQUEST_TAG
 from services.enqueuer.settings import EnqueuerSettings
+from tests.unit.test_enqueuer_real_cluster import Store  # enqueue_logs as the handler sees it
 
 PARKING = DEMO_TEMPLATE_IDS["parking-occupancy-train"]
 RID = "5f0c8a9e2b7d4c1f9a3e6b8d0c2f4a61"
-
-
-class Store:
-    """enqueue_logs as the handler sees it."""
-
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-        self.failed: list[str] = []
-
-    async def claim(self, env: Any) -> dict[str, Any] | None:
-        prior = self.docs.get(env.id)
-        if prior is None:
-            self.docs[env.id] = {"status": "accepted"}
-        return dict(prior) if prior is not None else None
-
-    async def record_queued(
-        self, env: Any, clone_id: str, _at: object, watched: bool | None, _lat: object
-    ) -> None:
-        self.docs[env.id] = {"status": "queued", "clone_id": clone_id, "queue_watched": watched}
-
-    async def record_failed(self, env: Any, message: str) -> bool:
-        if self.docs.get(env.id, {}).get("status") in ("queued", "failed"):
-            return False
-        self.docs[env.id] = {"status": "failed", "error": message}
-        self.failed.append(message)
-        return True
 
 
 @pytest.fixture
